@@ -1,0 +1,5 @@
+import sys
+
+from mailbot.cli import main
+
+sys.exit(main())

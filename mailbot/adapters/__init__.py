@@ -1,0 +1,1 @@
+"""Adapters: the outside world (IMAP, NetSuite, SQLite) behind the core's ports."""

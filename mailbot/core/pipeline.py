@@ -1,0 +1,111 @@
+"""One message in, its decisions out: mime → ical → rules → planner, with no state.
+
+This is what ``mailbot explain`` runs. The sync engine runs the same steps with the state
+store and the CRM directory supplying ``known`` and ``crm_matched`` to the planner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from mailbot.core.ical import read_part
+from mailbot.core.mime import scan_file
+from mailbot.core.model import (
+    BrokenComponent,
+    Decision,
+    Envelope,
+    Invitation,
+    MimeScan,
+    Outcome,
+    Reason,
+)
+from mailbot.core.planner import plan_action
+from mailbot.core.policy import Policy
+from mailbot.core.rules import Skip, judge, sender_problem
+
+CalendarObject = Invitation | BrokenComponent
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDecisions:
+    """The envelope of one message and one decision per calendar object in it."""
+
+    envelope: Envelope
+    decisions: tuple[Decision, ...]
+    notes: tuple[str, ...] = ()
+
+
+def decide_message(raw: bytes, policy: Policy) -> MessageDecisions:
+    """Every decision for one input file (e-mail, bare iCalendar or TNEF)."""
+    scan = scan_file(raw, policy.limits)
+    if scan.problem is not None:
+        skip = Skip(scan.problem.reason, scan.problem.detail)
+        return _message_skip(scan, skip)
+    objects = calendar_objects(scan, policy)
+    if len(objects) > policy.limits.max_events_per_message:
+        limit = policy.limits.max_events_per_message
+        return _message_skip(scan, Skip(Reason.TOO_LARGE, f"{len(objects)} events > {limit}"))
+    sender_skip = sender_problem(scan.envelope, policy)
+    decisions = tuple(_decide(obj, scan, policy, sender_skip) for obj in objects)
+    return MessageDecisions(scan.envelope, decisions, scan.notes)
+
+
+def calendar_objects(scan: MimeScan, policy: Policy) -> list[CalendarObject]:
+    """Every VEVENT of every calendar part, copies inside the message collapsed."""
+    found: list[CalendarObject] = []
+    for part in scan.parts:
+        found.extend(read_part(part, policy.limits))
+    return collapse_copies(found)
+
+
+def collapse_copies(objects: Iterable[CalendarObject]) -> list[CalendarObject]:
+    """Google and Horde send each invitation twice (inline and invite.ics): keep one.
+
+    Copies are recognised by (METHOD, UID, RECURRENCE-ID, SEQUENCE, ORGANIZER), not by
+    bytes, because Exchange regenerates the second copy. A broken copy of an event that
+    was read fine elsewhere in the message adds nothing and is dropped.
+    """
+    kept: dict[tuple[object, ...], CalendarObject] = {}
+    for item in objects:
+        kept.setdefault(_copy_key(item), item)
+    readable_uids = {item.uid for item in kept.values() if isinstance(item, Invitation)}
+    return [
+        item
+        for item in kept.values()
+        if isinstance(item, Invitation) or item.uid is None or item.uid not in readable_uids
+    ]
+
+
+def _copy_key(item: CalendarObject) -> tuple[object, ...]:
+    if isinstance(item, BrokenComponent):
+        return ("broken", item.reason, item.uid, item.detail, item.readable)
+    organizer = item.organizer.email if item.organizer else None
+    return (item.method, item.uid, item.recurrence_id, item.sequence, organizer)
+
+
+def _decide(
+    item: CalendarObject, scan: MimeScan, policy: Policy, sender_skip: Skip | None
+) -> Decision:
+    if isinstance(item, BrokenComponent):
+        return Decision(
+            outcome=Outcome.SKIP,
+            reason=item.reason,
+            detail=item.detail,
+            broken=item,
+            attachments_ignored=scan.attachments_ignored,
+        )
+    judgement = judge(item, scan.envelope, policy)
+    if sender_skip is not None:  # forged mail must not write, whatever else it would do
+        judgement = replace(judgement, skip=sender_skip)
+    return plan_action(judgement, policy, attachments_ignored=scan.attachments_ignored)
+
+
+def _message_skip(scan: MimeScan, skip: Skip) -> MessageDecisions:
+    decision = Decision(
+        outcome=Outcome.SKIP,
+        reason=skip.reason,
+        detail=skip.detail,
+        attachments_ignored=scan.attachments_ignored,
+    )
+    return MessageDecisions(scan.envelope, (decision,), scan.notes)
