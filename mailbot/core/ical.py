@@ -136,7 +136,7 @@ def _zone_definitions(calendar: Component) -> dict[str, ZoneDefinition]:
 
 def _zone_rules(vtimezone: Component) -> tzinfo | None:
     try:
-        rules = vtimezone.to_tz()
+        rules = vtimezone.to_tz(lookup_tzid=False)  # no process-wide cache by TZID
     except (ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError):
         return None
     return rules if isinstance(rules, tzinfo) else None

@@ -103,8 +103,8 @@ class TnefContents:
     ``calendars``: each a complete iCalendar object (``BEGIN:VCALENDAR`` to ``END:VCALENDAR``
     and its line break), as found; ``message_class``: that of the outer message (an
     appointment often travels embedded in an ``IPM.Note``: ``detail`` names it);
-    ``attachments``: attachments at any depth that gave no calendar (an embedded message that
-    carried one is not counted, its other attachments are); ``detail``: a readable summary.
+    ``attachments``: top-level attachments that gave no calendar (an embedded message counts as
+    one, and not at all if a calendar was found inside it); ``detail``: a readable summary.
     """
 
     calendars: tuple[bytes, ...]
@@ -183,7 +183,10 @@ def _extract(tnef: Any) -> TnefContents:
                     sources.append(f"MAPI {label} of {_message_label(message)}")
 
     unique = tuple(dict.fromkeys(calendars))
-    attachments = _count_other_attachments(tnef, "outer message", carriers)
+    attachments = sum(
+        _child("outer message", index) not in carriers
+        for index in range(1, len(_attachments(tnef)) + 1)
+    )
     summary = f"{outer_class or 'message of unknown class'}, {attachments} other attachment(s)"
     if unique:
         detail = f"{len(unique)} calendar(s) from {_some(sources)} in {summary}"
@@ -217,7 +220,7 @@ def _child(where: str, index: int) -> str:
 
 
 def _lineage(where: str) -> Iterator[str]:
-    """ "attachment 3 > attachment 1" gives itself and "attachment 3"."""
+    """The location and every attachment it is inside (``a 3 > a 1`` gives it and ``a 3``)."""
     parts = where.split(" > ")
     for end in range(1, len(parts) + 1):
         yield " > ".join(parts[:end])
@@ -226,17 +229,6 @@ def _lineage(where: str) -> Iterator[str]:
 def _attachments(tnef: Any) -> list[Any]:
     found = getattr(tnef, "attachments", None)
     return list(found) if isinstance(found, list) else []
-
-
-def _count_other_attachments(tnef: Any, where: str, carriers: set[str], depth: int = 0) -> int:
-    count = 0
-    for index, attachment in enumerate(_attachments(tnef), start=1):
-        child = _child(where, index)
-        count += child not in carriers
-        embedded = getattr(attachment, "embed", None)
-        if embedded is not None and depth < MAX_EMBEDDING_DEPTH:
-            count += _count_other_attachments(embedded, child, carriers, depth + 1)
-    return count
 
 
 def _message_class(tnef: Any) -> str | None:
