@@ -53,9 +53,9 @@ def looks_like_icalendar(raw: bytes) -> bool:
 
 def scan_file(raw: bytes, limits: Limits) -> MimeScan:
     """Any input file: an e-mail, a bare iCalendar object, or a bare TNEF container."""
-    if looks_like_icalendar(raw) or looks_like_tnef(raw):
-        if len(raw) > limits.max_message_bytes:
-            return _too_large(Envelope(), f"{len(raw)} bytes > {limits.max_message_bytes}")
+    bare = looks_like_icalendar(raw) or looks_like_tnef(raw)
+    if bare and len(raw) > limits.max_message_bytes:
+        return _too_large(Envelope(), f"{len(raw)} bytes > {limits.max_message_bytes}")
     if looks_like_icalendar(raw):
         part = CalendarPart(data=raw.removeprefix(BOM), content_type="text/calendar")
         return MimeScan(envelope=Envelope(), parts=(part,))
@@ -69,7 +69,9 @@ def scan_file(raw: bytes, limits: Limits) -> MimeScan:
 def scan_message(raw: bytes, limits: Limits) -> MimeScan:
     """An RFC 5322 message: its envelope and every calendar part, at any depth."""
     if len(raw) > limits.max_message_bytes:
-        return _too_large(read_envelope_headers(raw), f"{len(raw)} bytes > {limits.max_message_bytes}")
+        return _too_large(
+            read_envelope_headers(raw), f"{len(raw)} bytes > {limits.max_message_bytes}"
+        )
     parsed = _parse_with_mailparser(raw)
     envelope = _envelope(parsed, raw)
     walk = _Walk(limits)

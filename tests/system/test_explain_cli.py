@@ -14,7 +14,9 @@ from mailbot.core.model import Reason
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 CORPUS_FILES = sorted(
-    str(path) for path in (FIXTURES / "corpus").rglob("*") if path.is_file() and path.name != "SOURCES.md"
+    str(path)
+    for path in (FIXTURES / "corpus").rglob("*")
+    if path.is_file() and path.name != "SOURCES.md"
 )
 SKIP_REASONS = {reason.value for reason in Reason}
 
@@ -22,8 +24,12 @@ SKIP_REASONS = {reason.value for reason in Reason}
 def _mailbot(*args: str, env_config: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "MAILBOT_CONFIG": env_config or ""}
     return subprocess.run(
-        [sys.executable, "-m", "mailbot", *args], capture_output=True, text=True, env=env,
-        check=False, timeout=120,
+        [sys.executable, "-m", "mailbot", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
     )
 
 
@@ -59,7 +65,9 @@ def test_unreadable_file_exits_1_after_explaining_the_others(tmp_path: Path) -> 
     assert "missing.eml" in result.stderr
 
 
-@pytest.mark.parametrize("args", [("explain",), ("explain", "--tz", "Mars/Olympus", "x.eml"), ("nope",)])
+@pytest.mark.parametrize(
+    "args", [("explain",), ("explain", "--tz", "Mars/Olympus", "x.eml"), ("nope",)]
+)
 def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
     assert _mailbot(*args).returncode == 2
 
@@ -78,7 +86,8 @@ def test_tz_defaults_to_the_configured_netsuite_timezone(tmp_path: Path) -> None
 def test_a_bad_configuration_lists_every_problem_and_exits_78(tmp_path: Path) -> None:
     config = tmp_path / "mailbot.toml"
     config.write_text(
-        '[netsuite]\ntimezone = "Nowhere/City"\ncolour = 1\n[limits]\nmax_attendees = -1\n[extra]\n',
+        '[netsuite]\ntimezone = "Nowhere/City"\ncolour = 1\n'
+        "[limits]\nmax_attendees = -1\n[extra]\n",
         encoding="utf-8",
     )
     result = _mailbot("explain", "--config", str(config), "x.eml")

@@ -26,7 +26,8 @@ def _vevent(uid: str, attendees: int = 1) -> str:
 
 def _calendar(*events: str, method: str = "REQUEST") -> str:
     body = "".join(events)
-    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nMETHOD:{method}\r\n{body}END:VCALENDAR\r\n"
+    head = f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nMETHOD:{method}\r\n"
+    return f"{head}{body}END:VCALENDAR\r\n"
 
 
 def _message(calendar: str, *, headers: dict[str, str] | None = None, copies: int = 1) -> bytes:
@@ -39,8 +40,13 @@ def _message(calendar: str, *, headers: dict[str, str] | None = None, copies: in
         message[name] = value
     message.set_content("You are invited.")
     for index in range(copies):
-        message.add_attachment(calendar.encode(), maintype="text", subtype="calendar",
-                               params={"method": "REQUEST"}, filename=f"invite{index}.ics")
+        message.add_attachment(
+            calendar.encode(),
+            maintype="text",
+            subtype="calendar",
+            params={"method": "REQUEST"},
+            filename=f"invite{index}.ics",
+        )
     return message.as_bytes()
 
 
@@ -58,13 +64,21 @@ def test_copies_of_one_invitation_are_one_decision() -> None:
 
 def test_forged_sender_is_unauthorized_when_the_trusted_server_says_dmarc_failed() -> None:
     policy = Policy.for_zone("Europe/Berlin", trusted_authserv_ids=frozenset({"mx.seller.example"}))
-    forged = _message(_calendar(_vevent("a@x")), headers={
-        "Authentication-Results": "mx.seller.example; dmarc=fail header.from=client.example"})
+    forged = _message(
+        _calendar(_vevent("a@x")),
+        headers={
+            "Authentication-Results": "mx.seller.example; dmarc=fail header.from=client.example"
+        },
+    )
     decision = decide_message(forged, policy).decisions[0]
     assert (decision.outcome, decision.reason) == (Outcome.SKIP, Reason.UNAUTHORIZED_SENDER)
     assert "dmarc=fail" in decision.detail
-    genuine = _message(_calendar(_vevent("a@x")), headers={
-        "Authentication-Results": "mx.seller.example; dmarc=pass header.from=client.example"})
+    genuine = _message(
+        _calendar(_vevent("a@x")),
+        headers={
+            "Authentication-Results": "mx.seller.example; dmarc=pass header.from=client.example"
+        },
+    )
     assert decide_message(genuine, policy).decisions[0].outcome is Outcome.CREATE
 
 
@@ -98,7 +112,9 @@ def test_too_many_mime_parts_is_too_large() -> None:
 
 
 def test_a_calendar_with_only_a_task_is_unsupported_method() -> None:
-    todo = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VTODO\r\nUID:t\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
+    todo = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VTODO\r\nUID:t\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
+    )
     decision = decide_message(todo.encode(), POLICY).decisions[0]
     assert decision.reason is Reason.UNSUPPORTED_METHOD
 

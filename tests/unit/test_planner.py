@@ -89,8 +89,11 @@ def test_newer_revision_with_identical_content_is_unchanged() -> None:
 
 
 def test_newer_revision_with_changed_content_is_update() -> None:
-    moved = _invitation(sequence=3, start=datetime(2026, 3, 10, 12, 0, tzinfo=UTC),
-                        end=datetime(2026, 3, 10, 13, 0, tzinfo=UTC))
+    moved = _invitation(
+        sequence=3,
+        start=datetime(2026, 3, 10, 12, 0, tzinfo=UTC),
+        end=datetime(2026, 3, 10, 13, 0, tzinfo=UTC),
+    )
     decision = _plan(moved, _known(_invitation()))
     assert decision.outcome is Outcome.UPDATE
     assert decision.netsuite is not None and decision.netsuite["startTime"] == "13:00"
@@ -126,12 +129,17 @@ def test_reply_older_than_the_last_reply_of_that_attendee_is_stale() -> None:
 def test_no_crm_match_skips_a_create_but_not_a_cancel() -> None:
     skipped = _plan(_invitation(), known=None, matched=False)
     assert (skipped.outcome, skipped.reason) == (Outcome.SKIP, Reason.NO_CRM_MATCH)
-    cancel = _plan(_invitation(Method.CANCEL, dtstamp=datetime(2026, 3, 2, tzinfo=UTC)),
-                   _known(_invitation()), matched=False)
+    cancel = _plan(
+        _invitation(Method.CANCEL, dtstamp=datetime(2026, 3, 2, tzinfo=UTC)),
+        _known(_invitation()),
+        matched=False,
+    )
     assert cancel.outcome is Outcome.CANCEL
 
 
-@pytest.mark.parametrize("method", [Method.COUNTER, Method.DECLINECOUNTER, Method.REFRESH, Method.ADD])
+@pytest.mark.parametrize(
+    "method", [Method.COUNTER, Method.DECLINECOUNTER, Method.REFRESH, Method.ADD]
+)
 def test_unsupported_methods_are_skipped(method: Method) -> None:
     decision = _plan(_invitation(method))
     assert (decision.outcome, decision.reason) == (Outcome.SKIP, Reason.UNSUPPORTED_METHOD)

@@ -14,8 +14,9 @@ from mailbot.core.policy import Policy
 POLICY = Policy.for_zone("Europe/Berlin")
 CORPUS = Path(__file__).parent.parent / "fixtures" / "corpus"
 SEEDS = sorted(
-    path.read_bytes() for path in CORPUS.rglob("*") if path.is_file() and path.stat().st_size < 40_000
-    and path.name != "SOURCES.md"
+    path.read_bytes()
+    for path in CORPUS.rglob("*")
+    if path.is_file() and path.stat().st_size < 40_000 and path.name != "SOURCES.md"
 )
 
 
@@ -44,10 +45,23 @@ def mutated_corpus_file(draw: st.DrawFn) -> bytes:
         elif action == "delete":
             del data[position : position + draw(st.integers(1, 64))]
         elif action == "insert":
-            data[position:position] = draw(st.sampled_from([
-                b"\r\n", b":", b";", b"=", b"BEGIN:VEVENT\r\n", b"END:VCALENDAR", b"\x00",
-                b"TZID=", b"--", b"Content-Type: message/rfc822\r\n", b"\xff\xfe",
-            ]))
+            data[position:position] = draw(
+                st.sampled_from(
+                    [
+                        b"\r\n",
+                        b":",
+                        b";",
+                        b"=",
+                        b"BEGIN:VEVENT\r\n",
+                        b"END:VCALENDAR",
+                        b"\x00",
+                        b"TZID=",
+                        b"--",
+                        b"Content-Type: message/rfc822\r\n",
+                        b"\xff\xfe",
+                    ]
+                )
+            )
         elif action == "truncate":
             del data[position:]
         elif action == "duplicate":

@@ -16,32 +16,47 @@ NEW_YORK = ZoneInfo("America/New_York")
 
 
 def _event(start: datetime | date, end: datetime | date, **extra: object) -> Invitation:
-    return Invitation(method=extra.pop("method", Method.REQUEST), uid="u", start=start, end=end,  # type: ignore[arg-type]
-                      all_day=not isinstance(start, datetime), **extra)  # type: ignore[arg-type]
+    return Invitation(
+        method=extra.pop("method", Method.REQUEST),
+        uid="u",
+        start=start,
+        end=end,  # type: ignore[arg-type]
+        all_day=not isinstance(start, datetime),
+        **extra,
+    )  # type: ignore[arg-type]
 
 
-def _skip(invitation: Invitation, envelope: Envelope = Envelope(), policy: Policy = BERLIN):
+NOBODY = Envelope()
+
+
+def _skip(invitation: Invitation, envelope: Envelope = NOBODY, policy: Policy = BERLIN):
     judged = judge(invitation, envelope, policy)
     return judged.skip.reason if judged.skip else None
 
 
 def test_ending_exactly_at_midnight_is_single_day_and_written_2359() -> None:
     berlin = ZoneInfo("Europe/Berlin")
-    judged = judge(_event(datetime(2026, 1, 5, 22, tzinfo=berlin), datetime(2026, 1, 6, tzinfo=berlin)),
-                   Envelope(), BERLIN)
+    judged = judge(
+        _event(datetime(2026, 1, 5, 22, tzinfo=berlin), datetime(2026, 1, 6, tzinfo=berlin)),
+        Envelope(),
+        BERLIN,
+    )
     assert judged.skip is None
     assert judged.schedule is not None and judged.schedule.ends_at_midnight
 
 
 def test_one_minute_past_midnight_is_multi_day() -> None:
     berlin = ZoneInfo("Europe/Berlin")
-    event = _event(datetime(2026, 1, 5, 22, tzinfo=berlin), datetime(2026, 1, 6, 0, 1, tzinfo=berlin))
+    event = _event(
+        datetime(2026, 1, 5, 22, tzinfo=berlin), datetime(2026, 1, 6, 0, 1, tzinfo=berlin)
+    )
     assert _skip(event) is Reason.MULTI_DAY
 
 
 def test_crossing_midnight_only_in_the_sync_zone() -> None:
-    evening_in_new_york = _event(datetime(2026, 1, 5, 17, tzinfo=NEW_YORK),
-                                 datetime(2026, 1, 5, 19, tzinfo=NEW_YORK))
+    evening_in_new_york = _event(
+        datetime(2026, 1, 5, 17, tzinfo=NEW_YORK), datetime(2026, 1, 5, 19, tzinfo=NEW_YORK)
+    )
     assert _skip(evening_in_new_york) is Reason.MULTI_DAY
     assert _skip(evening_in_new_york, policy=Policy.for_zone("America/New_York")) is None
 
@@ -64,20 +79,30 @@ def test_floating_time_is_taken_in_the_sync_zone() -> None:
 
 @pytest.mark.parametrize("frequency", ["SECONDLY", "MINUTELY", "HOURLY"])
 def test_sub_daily_recurrence_is_unsupported(frequency: str) -> None:
-    event = _event(datetime(2026, 1, 5, 9, tzinfo=UTC), datetime(2026, 1, 5, 10, tzinfo=UTC),
-                   rrule=f"FREQ={frequency};COUNT=1000000000")
+    event = _event(
+        datetime(2026, 1, 5, 9, tzinfo=UTC),
+        datetime(2026, 1, 5, 10, tzinfo=UTC),
+        rrule=f"FREQ={frequency};COUNT=1000000000",
+    )
     assert _skip(event) is Reason.UNSUPPORTED_RECURRENCE
 
 
 def test_weekly_recurrence_is_judged_by_its_first_instance() -> None:
-    event = _event(datetime(2026, 1, 5, 9, tzinfo=UTC), datetime(2026, 1, 5, 10, tzinfo=UTC),
-                   rrule="FREQ=WEEKLY;BYDAY=MO")
+    event = _event(
+        datetime(2026, 1, 5, 9, tzinfo=UTC),
+        datetime(2026, 1, 5, 10, tzinfo=UTC),
+        rrule="FREQ=WEEKLY;BYDAY=MO",
+    )
     assert _skip(event) is None
 
 
 def _reply(attendee: str) -> Invitation:
-    return _event(datetime(2026, 1, 5, 9, tzinfo=UTC), datetime(2026, 1, 5, 10, tzinfo=UTC),
-                  method=Method.REPLY, attendees=(Attendee(attendee, partstat="ACCEPTED"),))
+    return _event(
+        datetime(2026, 1, 5, 9, tzinfo=UTC),
+        datetime(2026, 1, 5, 10, tzinfo=UTC),
+        method=Method.REPLY,
+        attendees=(Attendee(attendee, partstat="ACCEPTED"),),
+    )
 
 
 def test_reply_from_the_attendee_is_a_response() -> None:
@@ -101,7 +126,11 @@ TRUSTING = Policy.for_zone("UTC", trusted_authserv_ids=frozenset({"mx.seller.exa
         ("mx.seller.example; dmarc=pass header.from=client.example", True),
         ("mx.seller.example; dmarc=fail (p=reject) header.from=client.example", False),
         ("mx.seller.example; dkim=pass header.d=client.example; spf=fail", True),
-        ("mx.seller.example; dkim=pass header.d=other.example; spf=pass smtp.mailfrom=x@bulk.example", False),
+        (
+            "mx.seller.example; dkim=pass header.d=other.example;"
+            " spf=pass smtp.mailfrom=x@bulk.example",
+            False,
+        ),
         ("mx.seller.example; spf=pass smtp.mailfrom=bounce@mail.client.example", True),
         ("forged.example; dmarc=pass", True),  # not a trusted id: no opinion, so not refused
     ],
@@ -115,8 +144,11 @@ def test_sender_authentication_from_trusted_servers_only(header: str, authorized
 
 
 def test_forged_header_from_untrusted_id_does_not_override_a_trusted_fail() -> None:
-    envelope = Envelope(sender="anna@client.example", authentication_results=(
-        "mx.seller.example; dmarc=fail header.from=client.example",
-        "attacker.example; dmarc=pass header.from=client.example",
-    ))
+    envelope = Envelope(
+        sender="anna@client.example",
+        authentication_results=(
+            "mx.seller.example; dmarc=fail header.from=client.example",
+            "attacker.example; dmarc=pass header.from=client.example",
+        ),
+    )
     assert sender_problem(envelope, TRUSTING) is not None
