@@ -124,7 +124,8 @@ def _when(row: dict[str, Any]) -> str:
         return ""
     if row["all_day"]:
         return f"{start} (all day)"
-    return f"{start[:16].replace('T', ' ')} - {end[11:16] if end[:10] == start[:10] else end[:16]}"
+    until = end[11:16] if end[:10] == start[:10] else end[:16].replace("T", " ")
+    return f"{start[:16].replace('T', ' ')} - {until}"
 
 
 def _short(text: str, width: int) -> str:

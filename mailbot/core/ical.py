@@ -33,7 +33,8 @@ from mailbot.core.timezones import ResolvedZone, ZoneDefinition, resolve_zone
 
 UNSUPPORTED_COMPONENTS = ("VTODO", "VJOURNAL", "VFREEBUSY")
 KNOWN_METHODS = frozenset(method.value for method in Method)
-DTSTART_OPTIONAL = frozenset({Method.CANCEL, Method.REPLY})  # RFC 5546 sections 3.2.3, 3.2.5
+# RFC 5546 section 3.2: DTSTART is "0 or 1" in these (and absent from REFRESH)
+DTSTART_OPTIONAL = frozenset({Method.CANCEL, Method.REPLY, Method.REFRESH, Method.DECLINECOUNTER})
 
 Component = Any  # icalendar components are untyped
 T = TypeVar("T")

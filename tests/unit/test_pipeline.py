@@ -119,6 +119,16 @@ def test_a_calendar_with_only_a_task_is_unsupported_method() -> None:
     assert decision.reason is Reason.UNSUPPORTED_METHOD
 
 
+def test_refresh_without_dtstart_is_unsupported_method_not_invalid() -> None:
+    refresh = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REFRESH\r\nBEGIN:VEVENT\r\nUID:r@x\r\n"
+        "DTSTAMP:20260301T090000Z\r\nORGANIZER:mailto:rep@seller.example\r\n"
+        "ATTENDEE:mailto:anna@client.example\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    decision = decide_message(refresh.encode(), POLICY).decisions[0]
+    assert decision.reason is Reason.UNSUPPORTED_METHOD
+
+
 def test_unreadable_calendar_is_invalid_calendar() -> None:
     garbage = b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:notadate\r\n"
     decision = decide_message(garbage, POLICY).decisions[0]
