@@ -30,6 +30,7 @@ from mailbot.core.model import (
 )
 from mailbot.core.policy import Limits
 from mailbot.core.timezones import ResolvedZone, ZoneDefinition, resolve_zone
+from mailbot.core.vtimezone import Observance, observed_zone
 
 UNSUPPORTED_COMPONENTS = ("VTODO", "VJOURNAL", "VFREEBUSY")
 KNOWN_METHODS = frozenset(method.value for method in Method)
@@ -70,8 +71,8 @@ def read_part(part: CalendarPart, limits: Limits) -> list[Invitation | BrokenCom
     """Every calendar object of one calendar part, as Invitations or BrokenComponents."""
     try:
         calendars = icalendar.Calendar.from_ical(part.data, multiple=True)
-    except (ValueError, KeyError, IndexError, TypeError) as error:
-        return [BrokenComponent(Reason.INVALID_CALENDAR, f"unreadable iCalendar: {error}")]
+    except Exception as error:  # noqa: BLE001 - icalendar raises many kinds on malformed input
+        return [BrokenComponent(Reason.INVALID_CALENDAR, f"unreadable iCalendar: {error!r}")]
     results: list[Invitation | BrokenComponent] = []
     for calendar in calendars:
         results.extend(_read_calendar(calendar, part.method_param, limits))
@@ -136,11 +137,37 @@ def _zone_definitions(calendar: Component) -> dict[str, ZoneDefinition]:
 
 
 def _zone_rules(vtimezone: Component) -> tzinfo | None:
+    """The VTIMEZONE's own rules; None when an observance cannot be read."""
     try:
-        rules = vtimezone.to_tz(lookup_tzid=False)  # no process-wide cache by TZID
+        observances = tuple(
+            _observance(component)
+            for component in vtimezone.subcomponents
+            if component.name in ("STANDARD", "DAYLIGHT")
+        )
     except (ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError):
         return None
-    return rules if isinstance(rules, tzinfo) else None
+    return observed_zone(_text(vtimezone.get("TZID")), observances)
+
+
+def _observance(component: Component) -> Observance:
+    start = component.get("DTSTART").dt
+    if not isinstance(start, datetime):
+        raise ValueError("observance DTSTART is not a date-time")
+    rdates = tuple(
+        item.dt.replace(tzinfo=None)
+        for prop in _as_list(component.get("RDATE"))
+        for item in prop.dts
+        if isinstance(item.dt, datetime)
+    )
+    return Observance(
+        start=start.replace(tzinfo=None),
+        offset_from=component.get("TZOFFSETFROM").td,
+        offset_to=component.get("TZOFFSETTO").td,
+        rrule=_rrule(component),
+        rdates=rdates,
+        name=_text(component.get("TZNAME")),
+        daylight=component.name == "DAYLIGHT",
+    )
 
 
 # --- one VEVENT --------------------------------------------------------------------------
@@ -407,7 +434,11 @@ def _rrule(event: Component) -> str | None:
 def _date_list(event: Component, name: str) -> tuple[datetime | date, ...]:
     values: list[datetime | date] = []
     for prop in _as_list(event.get(name)):
-        for item in getattr(prop, "dts", []):
+        try:
+            items = prop.dts
+        except (ValueError, AttributeError, TypeError) as error:
+            raise InvalidEventError(f"{name} unreadable: {error}") from error
+        for item in items:
             moment = getattr(item, "dt", None)
             if isinstance(moment, datetime) and moment.tzinfo is not None:
                 values.append(moment.astimezone(UTC))

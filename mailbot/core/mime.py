@@ -109,7 +109,7 @@ def _parse_with_mailparser(raw: bytes) -> Any:
     """mail-parser's view of the message; its own failures fall back to the stdlib parser."""
     try:
         return mailparser.parse_from_bytes(raw)
-    except Exception:
+    except Exception:  # noqa: BLE001 - mail-parser raises assorted errors on broken mail
         return _StdlibOnly(email.message_from_bytes(raw))
 
 

@@ -136,11 +136,11 @@ def read_tnef(data: bytes) -> TnefContents:
         pass  # tnefparse stops at the same place: its error is reported below
     try:
         tnef = TNEF(data, do_checksum=False)
-    except Exception as exc:  # tnefparse raises anything on corrupt input
+    except Exception as exc:  # noqa: BLE001 - tnefparse raises anything on corrupt input
         return TnefContents((), None, 0, f"corrupt TNEF container: {_describe(exc)}")
     try:
         return _extract(tnef)
-    except Exception as exc:  # defensive: odd values in a container tnefparse accepted
+    except Exception as exc:  # noqa: BLE001 - odd values in a container tnefparse accepted
         return TnefContents((), None, 0, f"unreadable TNEF container: {_describe(exc)}")
 
 
@@ -475,7 +475,7 @@ def _scan_property(
         budget.spend(1)
         try:
             value, offset = parse_property(data, offset, name, kind, codepage, values)
-        except Exception:
+        except Exception:  # noqa: BLE001 - tnefparse raises anything on corrupt input
             raise _DecodeMapiStopsError from None
         if embedded is not None and name == _PR_ATTACH_DATA_OBJ and kind in _BYTES_TYPES:
             joined = b"".join(v.rstrip(b"\x00") for v in value if isinstance(v, bytes))
