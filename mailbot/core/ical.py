@@ -132,11 +132,11 @@ def _zone_definitions(calendar: Component) -> dict[str, ZoneDefinition]:
     for vtimezone in calendar.walk("VTIMEZONE"):
         tzid = _text(vtimezone.get("TZID"))
         location = _text(vtimezone.get("X-LIC-LOCATION")) or None
-        definitions[tzid] = ZoneDefinition(tzid, _zone_rules(vtimezone), location)
+        definitions[tzid] = ZoneDefinition(tzid, zone_rules(vtimezone), location)
     return definitions
 
 
-def _zone_rules(vtimezone: Component) -> tzinfo | None:
+def zone_rules(vtimezone: Component) -> tzinfo | None:
     """The VTIMEZONE's own rules; None when an observance cannot be read."""
     try:
         observances = tuple(

@@ -19,7 +19,7 @@ from typing import Any
 
 import mailparser
 
-from mailbot.core.model import CalendarPart, Envelope, MimeProblem, MimeScan, Reason
+from mailbot.core.model import CalendarPart, Envelope, MimeScan, Reason, Skip
 from mailbot.core.policy import Limits
 from mailbot.core.tnef import looks_like_tnef, read_tnef
 
@@ -40,7 +40,7 @@ class _Walk:
     parts: list[CalendarPart] = field(default_factory=list)
     attachments_ignored: int = 0
     part_count: int = 0
-    problem: MimeProblem | None = None
+    problem: Skip | None = None
     unreadable_tnef: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -90,16 +90,16 @@ def _finish(walk: _Walk, envelope: Envelope) -> MimeScan:
     )
 
 
-def _missing_calendar_problem(walk: _Walk) -> MimeProblem | None:
+def _missing_calendar_problem(walk: _Walk) -> Skip | None:
     if walk.parts:
         return None
     if walk.unreadable_tnef:
-        return MimeProblem(Reason.UNSUPPORTED_FORMAT, "; ".join(walk.unreadable_tnef))
-    return MimeProblem(Reason.NO_CALENDAR_PART, "no calendar data in the message")
+        return Skip(Reason.UNSUPPORTED_FORMAT, "; ".join(walk.unreadable_tnef))
+    return Skip(Reason.NO_CALENDAR_PART, "no calendar data in the message")
 
 
 def _too_large(envelope: Envelope, what: str) -> MimeScan:
-    return MimeScan(envelope=envelope, problem=MimeProblem(Reason.TOO_LARGE, f"message: {what}"))
+    return MimeScan(envelope=envelope, problem=Skip(Reason.TOO_LARGE, f"message: {what}"))
 
 
 # --- parsing -----------------------------------------------------------------------------
@@ -218,16 +218,14 @@ def _walk_part(
         return
     walk.part_count += 1
     if depth > walk.limits.max_mime_depth:
-        walk.problem = MimeProblem(Reason.TOO_LARGE, f"MIME nesting deeper than {depth - 1}")
+        walk.problem = Skip(Reason.TOO_LARGE, f"MIME nesting deeper than {depth - 1}")
         return
     if walk.part_count > walk.limits.max_mime_parts:
-        walk.problem = MimeProblem(
-            Reason.TOO_LARGE, f"more than {walk.limits.max_mime_parts} parts"
-        )
+        walk.problem = Skip(Reason.TOO_LARGE, f"more than {walk.limits.max_mime_parts} parts")
         return
     content_type = part.get_content_type()
     if _is_bounce(part, content_type):
-        walk.problem = MimeProblem(Reason.BOUNCE, f"delivery status notification ({content_type})")
+        walk.problem = Skip(Reason.BOUNCE, f"delivery status notification ({content_type})")
         return
     if content_type == "message/rfc822" or part.is_multipart():
         _walk_children(walk, part, depth, location, forwarded or content_type == "message/rfc822")
@@ -310,7 +308,7 @@ def _add_calendar(
 ) -> None:
     payload = _payload_bytes(part)
     if len(payload) > walk.limits.max_calendar_bytes:
-        walk.problem = MimeProblem(Reason.TOO_LARGE, f"calendar part {location}: {len(payload)} B")
+        walk.problem = Skip(Reason.TOO_LARGE, f"calendar part {location}: {len(payload)} B")
         return
     text, note = decode_text(payload, part.get_content_charset())
     if note:

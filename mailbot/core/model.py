@@ -92,8 +92,8 @@ class CalendarPart:
 
 
 @dataclass(frozen=True, slots=True)
-class MimeProblem:
-    """A message-level condition that stops every calendar object in it (bounce, too large...)."""
+class Skip:
+    """Why something is not acted on: a reason code and a sentence for the admin."""
 
     reason: Reason
     detail: str
@@ -106,7 +106,7 @@ class MimeScan:
     envelope: Envelope
     parts: tuple[CalendarPart, ...] = ()
     attachments_ignored: int = 0
-    problem: MimeProblem | None = None
+    problem: Skip | None = None
     notes: tuple[str, ...] = ()
 
 

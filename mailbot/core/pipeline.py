@@ -19,10 +19,11 @@ from mailbot.core.model import (
     MimeScan,
     Outcome,
     Reason,
+    Skip,
 )
 from mailbot.core.planner import plan_action
 from mailbot.core.policy import Policy
-from mailbot.core.rules import Skip, judge, sender_problem
+from mailbot.core.rules import judge, sender_problem
 
 CalendarObject = Invitation | BrokenComponent
 
@@ -40,8 +41,7 @@ def decide_message(raw: bytes, policy: Policy) -> MessageDecisions:
     """Every decision for one input file (e-mail, bare iCalendar or TNEF)."""
     scan = scan_file(raw, policy.limits)
     if scan.problem is not None:
-        skip = Skip(scan.problem.reason, scan.problem.detail)
-        return _message_skip(scan, skip)
+        return _message_skip(scan, scan.problem)
     objects = calendar_objects(scan, policy)
     if len(objects) > policy.limits.max_events_per_message:
         limit = policy.limits.max_events_per_message

@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Final
 
-from mailbot.core.model import Decision, Outcome, Reason
+from mailbot.core.model import Decision, Outcome, Reason, Skip
 from mailbot.core.payload import body_hash, event_body, response_body
 from mailbot.core.policy import Policy
-from mailbot.core.rules import Judgement, Skip
+from mailbot.core.rules import Judgement
 
 EARLIEST: Final = datetime.min.replace(tzinfo=UTC)
 

@@ -11,17 +11,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from mailbot.core.model import Attendee, Envelope, Invitation, Method, Outcome, Reason, Schedule
+from mailbot.core.model import (
+    Attendee,
+    Envelope,
+    Invitation,
+    Method,
+    Outcome,
+    Reason,
+    Schedule,
+    Skip,
+)
 from mailbot.core.policy import Policy
 
 SUB_DAILY_FREQUENCIES = frozenset({"SECONDLY", "MINUTELY", "HOURLY"})
 ONE_MICROSECOND = timedelta(microseconds=1)
-
-
-@dataclass(frozen=True, slots=True)
-class Skip:
-    reason: Reason
-    detail: str
 
 
 @dataclass(frozen=True, slots=True)

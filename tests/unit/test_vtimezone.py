@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 import pytest
 
-from mailbot.core.ical import _zone_rules
+from mailbot.core.ical import zone_rules
 from mailbot.core.vtimezone import Observance, ObservedZone
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -61,7 +61,7 @@ def test_the_fixtures_offer_many_vtimezones() -> None:
 @pytest.mark.parametrize(("source", "component"), VTIMEZONES, ids=lambda v: str(v)[:40])
 def test_offsets_agree_with_dateutil_for_every_wall_time(source: str, component: object) -> None:
     reference = component.to_tz(lookup_tzid=False)  # type: ignore[attr-defined]
-    ours = _zone_rules(component)
+    ours = zone_rules(component)
     assert ours is not None
     for wall in WALL_TIMES:
         for fold in (0, 1):
