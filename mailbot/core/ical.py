@@ -30,7 +30,7 @@ from mailbot.core.model import (
 )
 from mailbot.core.policy import Limits
 from mailbot.core.timezones import ResolvedZone, ZoneDefinition, resolve_zone
-from mailbot.core.vtimezone import Observance, observed_zone
+from mailbot.core.vtimezone import Observance, check_observance_rule, observed_zone
 
 UNSUPPORTED_COMPONENTS = ("VTODO", "VJOURNAL", "VFREEBUSY")
 KNOWN_METHODS = frozenset(method.value for method in Method)
@@ -159,11 +159,14 @@ def _observance(component: Component) -> Observance:
         for item in prop.dts
         if isinstance(item.dt, datetime)
     )
+    rule = _rrule(component)
+    if rule is not None:
+        check_observance_rule(rule)
     return Observance(
         start=start.replace(tzinfo=None),
         offset_from=component.get("TZOFFSETFROM").td,
         offset_to=component.get("TZOFFSETTO").td,
-        rrule=_rrule(component),
+        rrule=rule,
         rdates=rdates,
         name=_text(component.get("TZNAME")),
         daylight=component.name == "DAYLIGHT",

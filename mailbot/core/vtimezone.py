@@ -13,10 +13,13 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from functools import lru_cache
+from itertools import islice
 
 from dateutil.rrule import rrulestr
 
 YEARS_BEFORE = 2  # onsets of the two previous years settle which observance is in force
+OBSERVANCE_FREQUENCIES = frozenset({"YEARLY", "MONTHLY"})  # what real zones use; others refused
+MAX_ONSETS_SCANNED = 6000  # bounds the work one hostile rule can cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +127,29 @@ def _rule_onsets(observance: Observance, low: datetime, high: datetime) -> list[
     if _yearly_phase_free(rule_text) and start < low:
         start = _same_day_in_year(start, low.year - 1) or start
     rule = rrulestr(rule_text, dtstart=start, ignoretz=True, cache=False)
-    return list(rule.between(low - timedelta(days=366), high, inc=True))
+    onsets = []
+    for onset in islice(rule, MAX_ONSETS_SCANNED):
+        if onset >= high:
+            break
+        if onset >= low - timedelta(days=366):
+            onsets.append(onset)
+    return onsets
+
+
+def _rule_parts(rule_text: str) -> dict[str, str]:
+    return dict(part.partition("=")[::2] for part in rule_text.upper().split(";"))
+
+
+def check_observance_rule(rule_text: str) -> None:
+    """Raise ValueError for a rule no real time zone uses (FREQ=SECONDLY and the like)."""
+    frequency = _rule_parts(rule_text).get("FREQ")
+    if frequency not in OBSERVANCE_FREQUENCIES:
+        raise ValueError(f"VTIMEZONE observance with FREQ={frequency}")
 
 
 def _yearly_phase_free(rule_text: str) -> bool:
     """True when moving DTSTART to a later year leaves the rule's onsets as they were."""
-    parts = dict(part.partition("=")[::2] for part in rule_text.upper().split(";"))
+    parts = _rule_parts(rule_text)
     return (
         parts.get("FREQ") == "YEARLY" and "COUNT" not in parts and parts.get("INTERVAL", "1") == "1"
     )

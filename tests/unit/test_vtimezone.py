@@ -125,3 +125,26 @@ def test_a_zone_without_daylight_saving_has_one_offset() -> None:
     )
     assert datetime(2026, 7, 1, 12, tzinfo=bangkok).utcoffset() == timedelta(hours=7)
     assert datetime(1500, 7, 1, 12, tzinfo=bangkok).utcoffset() == timedelta(hours=7)
+
+
+HOSTILE_VTIMEZONE = (
+    b"BEGIN:VTIMEZONE\r\nTZID:Hostile\r\nBEGIN:DAYLIGHT\r\nDTSTART:16010101T020000\r\n"
+    b"RRULE:FREQ=SECONDLY;COUNT=1000000000\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\n"
+    b"END:DAYLIGHT\r\nEND:VTIMEZONE\r\n"
+)
+
+
+def test_a_sub_daily_observance_rule_is_refused_not_expanded() -> None:
+    component = icalendar.Timezone.from_ical(HOSTILE_VTIMEZONE)
+    assert zone_rules(component) is None
+
+
+def test_a_daily_rule_from_1601_is_bounded() -> None:
+    daily = Observance(
+        datetime(1601, 1, 1, 2),
+        timedelta(hours=1),
+        timedelta(hours=2),
+        "FREQ=MONTHLY;BYMONTHDAY=1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19",
+    )
+    zone = ObservedZone("bounded", (daily,))
+    assert datetime(2026, 1, 1, 12, tzinfo=zone).utcoffset() is not None
