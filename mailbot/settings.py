@@ -1,15 +1,20 @@
-"""Configuration: a TOML file (and, later, the environment and systemd credentials).
+"""Configuration: a TOML file for settings, systemd credentials or the environment for secrets.
 
 Every problem in a configuration is collected and reported at once, before anything runs.
+Secrets never come from the TOML file: a key that looks like one there is an error.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mailbot.core.policy import Limits, Policy
@@ -17,8 +22,42 @@ from mailbot.core.policy import Limits, Policy
 DEFAULT_CONFIG = Path("/etc/mailbot/mailbot.toml")
 CONFIG_ENV = "MAILBOT_CONFIG"
 
+NETSUITE_KEYS = {
+    "timezone",
+    "account",
+    "base_url",
+    "auth",
+    "client_id",
+    "certificate_id",
+    "algorithm",
+    "concurrency",
+    "connect_timeout",
+    "read_timeout",
+    "max_attempts",
+}
+SECRET_LOOKING_KEYS = re.compile(r"secret|password|private_key|token|consumer_key", re.IGNORECASE)
+ACCOUNT_PATTERN = re.compile(r"[A-Za-z0-9]+(?:_[A-Za-z0-9]+)?")
+JWT_ALGORITHMS = ("PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
+CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
+
+# secret name -> environment variable; the systemd credential has the secret's name
+SECRET_NAMES = {
+    "netsuite-consumer-key": "MAILBOT_NETSUITE_CONSUMER_KEY",
+    "netsuite-consumer-secret": "MAILBOT_NETSUITE_CONSUMER_SECRET",
+    "netsuite-token-id": "MAILBOT_NETSUITE_TOKEN_ID",
+    "netsuite-token-secret": "MAILBOT_NETSUITE_TOKEN_SECRET",
+    "netsuite-oauth2-private-key": "MAILBOT_NETSUITE_OAUTH2_PRIVATE_KEY",
+}
+TBA_SECRETS = (
+    "netsuite-consumer-key",
+    "netsuite-consumer-secret",
+    "netsuite-token-id",
+    "netsuite-token-secret",
+)
+OAUTH2_SECRETS = ("netsuite-oauth2-private-key",)
+
 KNOWN_KEYS: dict[str, set[str]] = {
-    "netsuite": {"timezone"},
+    "netsuite": NETSUITE_KEYS,
     "rules": {"trusted_authserv_ids", "forwarder_domains", "max_text_length"},
     "limits": set(Limits.__dataclass_fields__),
 }
@@ -34,9 +73,30 @@ class ConfigurationError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class NetSuiteSettings:
+    """How to reach NetSuite, without the secrets (those are read by ``read_secrets``)."""
+
+    account: str
+    auth: str = "tba"
+    base_url: str | None = None
+    client_id: str | None = None
+    certificate_id: str | None = None
+    algorithm: str = "PS256"
+    concurrency: int = 4
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    max_attempts: int = 5
+
+    @property
+    def secret_names(self) -> tuple[str, ...]:
+        return OAUTH2_SECRETS if self.auth == "oauth2" else TBA_SECRETS
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     source: str | None = None
     timezone: str | None = None
+    netsuite: NetSuiteSettings | None = None
     trusted_authserv_ids: frozenset[str] = frozenset()
     forwarder_domains: frozenset[str] = frozenset()
     max_text_length: int = 4000
@@ -88,9 +148,127 @@ def settings_from_mapping(data: dict[str, Any], source: str) -> Settings:
     max_text = rules.get("max_text_length", 4000)
     if not isinstance(max_text, int) or isinstance(max_text, bool) or max_text < 80:
         problems.append("rules.max_text_length: a whole number of at least 80")
+    netsuite_settings = _netsuite(netsuite, problems) if "account" in netsuite else None
     if problems:
         raise ConfigurationError(source, problems)
-    return Settings(source, timezone, authserv, domains, max_text, limits)
+    return Settings(source, timezone, netsuite_settings, authserv, domains, max_text, limits)
+
+
+def _netsuite(section: dict[str, Any], problems: list[str]) -> NetSuiteSettings | None:
+    found = len(problems)
+    account = section.get("account")
+    if not isinstance(account, str) or not ACCOUNT_PATTERN.fullmatch(account):
+        problems.append("netsuite.account: the account id, like '1234567' or '1234567_SB1'")
+    auth = section.get("auth", "tba")
+    if auth not in ("tba", "oauth2"):
+        problems.append("netsuite.auth: 'tba' (token-based) or 'oauth2' (client credentials)")
+    if auth == "oauth2":
+        for key in ("client_id", "certificate_id"):
+            if not isinstance(section.get(key), str) or not section.get(key):
+                problems.append(f"netsuite.{key}: required with auth = 'oauth2'")
+    if section.get("algorithm", "PS256") not in JWT_ALGORITHMS:
+        problems.append(f"netsuite.algorithm: one of {', '.join(JWT_ALGORITHMS)}")
+    problems.extend(_base_url_problems(section.get("base_url")))
+    numbers = {
+        "concurrency": (int, 1, 50),
+        "max_attempts": (int, 1, 20),
+        "connect_timeout": (float, 0.1, 300.0),
+        "read_timeout": (float, 1.0, 900.0),
+    }
+    values: dict[str, Any] = {}
+    for key, (kind, low, high) in numbers.items():
+        if key in section:
+            value = section[key]
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not (low <= value <= high)
+                or (kind is int and not isinstance(value, int))
+            ):
+                problems.append(f"netsuite.{key}: a number from {low} to {high}")
+            else:
+                values[key] = kind(value)
+    if len(problems) > found:
+        return None
+    return NetSuiteSettings(
+        account=str(account),
+        auth=auth,
+        base_url=section.get("base_url"),
+        client_id=section.get("client_id"),
+        certificate_id=section.get("certificate_id"),
+        algorithm=section.get("algorithm", "PS256"),
+        **values,
+    )
+
+
+def _base_url_problems(value: object) -> list[str]:
+    """TLS is verified always; plain HTTP only to a loopback address (the emulator)."""
+    if value is None:
+        return []
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or (parts.path not in ("", "/"))
+    ):
+        return [
+            "netsuite.base_url: scheme and host only, like https://1234567.suitetalk.api.netsuite.com"
+        ]
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        return ["netsuite.base_url: plain http is allowed only to a loopback address"]
+    return []
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class MissingSecretsError(ConfigurationError):
+    """Secrets that are neither systemd credentials nor environment variables."""
+
+
+def read_secrets(
+    names: tuple[str, ...], environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Each secret from ``$CREDENTIALS_DIRECTORY/<name>`` (systemd), else its variable.
+
+    Every missing secret is reported at once; values are never logged or echoed.
+    """
+    environ = os.environ if environ is None else environ
+    directory = environ.get(CREDENTIALS_ENV)
+    found: dict[str, str] = {}
+    missing: list[str] = []
+    for name in names:
+        value = _credential(directory, name) if directory else None
+        value = value if value is not None else environ.get(SECRET_NAMES[name])
+        if value:
+            found[name] = value.strip()
+        else:
+            missing.append(
+                f"secret {name}: a systemd credential (LoadCredential={name}:...) "
+                f"or the environment variable {SECRET_NAMES[name]}"
+            )
+    if missing:
+        raise MissingSecretsError("secrets", missing)
+    return found
+
+
+def _credential(directory: str, name: str) -> str | None:
+    path = Path(directory) / name
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise MissingSecretsError(
+            "secrets", [f"secret {name}: cannot read: {error.strerror}"]
+        ) from error
 
 
 def _unknown_keys(data: dict[str, Any]) -> list[str]:
@@ -102,9 +280,18 @@ def _unknown_keys(data: dict[str, Any]) -> list[str]:
             problems.append(f"[{section}] must be a table")
         else:
             problems.extend(
-                f"unknown key {section}.{key}" for key in value if key not in KNOWN_KEYS[section]
+                _key_problem(section, key) for key in value if key not in KNOWN_KEYS[section]
             )
     return problems
+
+
+def _key_problem(section: str, key: str) -> str:
+    if SECRET_LOOKING_KEYS.search(key):
+        return (
+            f"{section}.{key}: secrets do not belong in the configuration file; "
+            "use a systemd credential or an environment variable (see README)"
+        )
+    return f"unknown key {section}.{key}"
 
 
 def _zone_problems(name: object) -> list[str]:
