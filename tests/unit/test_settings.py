@@ -88,3 +88,11 @@ def test_missing_secrets_are_all_named_and_no_value_is_echoed() -> None:
         read_secrets(names, environ)
     assert len(raised.value.problems) == 2
     assert "ck-value" not in str(raised.value)
+
+
+def test_the_example_configuration_is_valid() -> None:
+    from mailbot.settings import load_settings
+
+    example = Path(__file__).parent.parent.parent / "config" / "mailbot.example.toml"
+    settings = load_settings(example)
+    assert settings.netsuite is not None and settings.timezone == "America/New_York"
