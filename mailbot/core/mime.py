@@ -359,7 +359,7 @@ def decode_text(payload: bytes, declared: str | None) -> tuple[str, str | None]:
     if declared:
         try:
             return payload.decode(declared), None
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, ValueError):  # unknown, wrong, or malformed charset name
             pass
     try:
         text = payload.decode("utf-8")
