@@ -39,12 +39,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("--json", action="store_true", help="JSON Lines, one decision a line")
     explain.add_argument("--config", metavar="FILE", help="configuration file (TOML)")
+    sim = commands.add_parser("sim", help="emulators for tests, the demo and benchmarks")
+    emulators = sim.add_subparsers(dest="emulator", required=True, metavar="EMULATOR")
+    netsuite = emulators.add_parser(
+        "netsuite",
+        help="a NetSuite REST emulator on this machine",
+        description="Serve the NetSuite REST emulator until interrupted. The first line "
+        "printed is its base URL. Never point it at real data.",
+    )
+    netsuite.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    netsuite.add_argument("--port", type=int, default=0, help="port (0: a free one)")
+    netsuite.add_argument("--data", metavar="FILE", help="data file (default: the demo data)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "sim":
+        return _simulate(args)
+    return _explain_command(parser, args)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from mailbot.sim.netsuite import serve  # noqa: PLC0415 - only this command loads it
+
+    return serve(args.host, args.port, args.data)
+
+
+def _explain_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         settings = load_settings(config_path(args.config))
     except ConfigurationError as error:

@@ -1,0 +1,1 @@
+"""Stand-ins for the outside services mailbot talks to, for tests, demos and benchmarks."""
