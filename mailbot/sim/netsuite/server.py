@@ -66,6 +66,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes
     server_version = "NetSuiteEmulator"
     sys_version = ""
     timeout = IDLE_CONNECTION_TIMEOUT_S

@@ -15,6 +15,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from urllib.parse import parse_qsl, quote, unquote
 
 from mailbot.sim.netsuite.errors import LoginRefusedError
@@ -131,9 +132,10 @@ class TokenVerifier:
         now = self._clock()
         with self._lock:
             seen = self._nonces.setdefault(consumer_key, {})
-            for old, at in list(seen.items()):
-                if now - at > 2 * TIMESTAMP_WINDOW_S:
-                    del seen[old]
+            for old, at in list(islice(seen.items(), 64)):  # oldest first: insertion order
+                if now - at <= 2 * TIMESTAMP_WINDOW_S:
+                    break
+                del seen[old]
             if nonce in seen:
                 raise LoginRefusedError("NonceUsed")
             seen[nonce] = now
