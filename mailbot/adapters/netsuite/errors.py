@@ -23,12 +23,14 @@ class NetSuiteError(Exception):
         code: str | None = None,
         detail: str = "",
         error_path: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.detail = detail
         self.error_path = error_path
+        self.retry_after = retry_after  # seconds, from Retry-After (transient errors only)
 
 
 class NetSuiteAuthenticationError(NetSuiteError):
@@ -45,16 +47,3 @@ class NetSuiteNotFoundError(NetSuiteRequestError):
 
 class NetSuiteTransientError(NetSuiteError):
     """429, 5xx, timeouts, connection resets: worth retrying later."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        code: str | None = None,
-        detail: str = "",
-        error_path: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, status=status, code=code, detail=detail, error_path=error_path)
-        self.retry_after = retry_after
