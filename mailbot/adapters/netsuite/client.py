@@ -139,9 +139,12 @@ class NetSuiteClient:
 
     def patch_event(
         self, ref: str, body: Mapping[str, Any], replace: Sequence[str] = ("attendee",)
-    ) -> None:
-        """Change the given fields; the sublists named in ``replace`` are replaced whole."""
-        self._request(
+    ) -> str | None:
+        """Change the given fields; the sublists named in ``replace`` are replaced whole.
+
+        Returns the internal id when the answer's ``Location`` names it, else None.
+        """
+        response = self._request(
             "patch",
             "PATCH",
             event_path(ref),
@@ -150,6 +153,7 @@ class NetSuiteClient:
             headers=STRICT_NAMES,
             retry=True,
         )
+        return internal_id(response) if response.headers.get("Location") else None
 
     def get_event(
         self, ref: str, expand: bool = True, *, missing_ok: bool = False
