@@ -58,7 +58,7 @@ OAUTH2_SECRETS = ("netsuite-oauth2-private-key",)
 
 KNOWN_KEYS: dict[str, set[str]] = {
     "netsuite": NETSUITE_KEYS,
-    "rules": {"trusted_authserv_ids", "forwarder_domains", "max_text_length"},
+    "rules": {"trusted_authserv_ids", "sender_domains", "max_text_length"},
     "limits": set(Limits.__dataclass_fields__),
 }
 
@@ -98,7 +98,7 @@ class Settings:
     timezone: str | None = None
     netsuite: NetSuiteSettings | None = None
     trusted_authserv_ids: frozenset[str] = frozenset()
-    forwarder_domains: frozenset[str] = frozenset()
+    sender_domains: frozenset[str] = frozenset()
     max_text_length: int = 4000
     limits: Limits = field(default_factory=Limits)
 
@@ -109,7 +109,7 @@ class Settings:
             sync_zone_name=zone_name,
             limits=self.limits,
             trusted_authserv_ids=self.trusted_authserv_ids,
-            forwarder_domains=self.forwarder_domains,
+            sender_domains=self.sender_domains,
             max_text_length=self.max_text_length,
         )
 
@@ -144,7 +144,7 @@ def settings_from_mapping(data: dict[str, Any], source: str) -> Settings:
     limits, limit_problems = _limits(data.get("limits", {}))
     problems.extend(limit_problems)
     authserv = _string_set(rules, "trusted_authserv_ids", problems)
-    domains = _string_set(rules, "forwarder_domains", problems)
+    domains = _string_set(rules, "sender_domains", problems)
     max_text = rules.get("max_text_length", 4000)
     if not isinstance(max_text, int) or isinstance(max_text, bool) or max_text < 80:
         problems.append("rules.max_text_length: a whole number of at least 80")

@@ -8,10 +8,11 @@ passes the ``KnownEvent`` for the instance, or ``None`` when it was never synced
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Final
+from typing import Any, Final
 
 from mailbot.core.model import Decision, Outcome, Reason, Skip
 from mailbot.core.payload import body_hash, event_body, response_body
@@ -50,9 +51,15 @@ def plan_action(
     policy: Policy,
     known: KnownEvent | _NoState | None = NO_STATE,
     crm_matched: bool | None = None,
+    *,
     attachments_ignored: int = 0,
+    link: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Decision:
-    """One decision. ``crm_matched`` False means no address matched a CRM record."""
+    """One decision. ``crm_matched`` False means no address matched a CRM record.
+
+    ``link`` turns the body's addresses into CRM record references (the matches); the
+    result is what is compared with the stored body and written.
+    """
     counted = attachments_ignored + judgement.invitation.attach_count
     if judgement.skip is not None:
         return _skipped(judgement, judgement.skip, counted)
@@ -61,14 +68,20 @@ def plan_action(
         return _skipped(judgement, skip, counted)
     if judgement.intent is Outcome.RESPONSE:
         return _plan_response(judgement, known, counted)
-    return _plan_write(judgement, policy, known, counted)
+    return _plan_write(judgement, policy, known, counted, link)
 
 
 def _plan_write(
-    judgement: Judgement, policy: Policy, known: KnownEvent | _NoState | None, counted: int
+    judgement: Judgement,
+    policy: Policy,
+    known: KnownEvent | _NoState | None,
+    counted: int,
+    link: Callable[[dict[str, Any]], dict[str, Any]] | None,
 ) -> Decision:
     invitation = judgement.invitation
     body = event_body(invitation, judgement.schedule, judgement.intent, policy)
+    if link is not None:
+        body = link(body)
     incoming = revision(invitation.sequence, invitation.dtstamp)
     outcome, skip = _write_outcome(judgement.intent, incoming, body_hash(body), known)
     if skip is not None:

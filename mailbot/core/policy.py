@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 
@@ -19,6 +20,31 @@ class Limits:
     max_attendees: int = 500
 
 
+class OpportunityChoice(StrEnum):
+    """Which open opportunity of the matched company an event is linked to."""
+
+    ONLY_ONE = "only_one"  # link when exactly one is open (the spec's default)
+    MOST_RECENT = "most_recent"  # the one closing latest (then the highest id)
+    NEVER = "never"
+
+
+@dataclass(frozen=True, slots=True)
+class MatchPolicy:
+    """CRM matching choices (event-sync-spec.md section 5).
+
+    ``mailbox_addresses`` are the sync mailbox and its aliases (never matched);
+    ``ignore_patterns`` are shell-style patterns of addresses to leave out (rooms, bots);
+    ``default_employee_id`` organizes events whose organizer and forwarder are no employees;
+    ``allow_internal_only`` syncs meetings that match employees only.
+    """
+
+    mailbox_addresses: frozenset[str] = frozenset()
+    ignore_patterns: tuple[str, ...] = ()
+    default_employee_id: str | None = None
+    opportunity: OpportunityChoice = OpportunityChoice.ONLY_ONE
+    allow_internal_only: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """How the rules are applied.
@@ -27,13 +53,18 @@ class Policy:
     (config ``netsuite.timezone``): the single-day rule and the written times use it.
     ``trusted_authserv_ids`` are the ``Authentication-Results`` authserv-ids added by the
     receiving server; headers from any other id are ignored (anyone can write them).
+    ``sender_domains`` are the domains whose senders may write into the CRM besides active
+    employees (usually the organisation's own); a calendar reply forwarded from one of them
+    (Outlook "Accepted: ..." forwarded by a salesperson) is accepted.
+    ``matching`` holds the CRM matching choices (used by the sync engine, not by explain).
     """
 
     sync_zone: tzinfo = field(default_factory=lambda: ZoneInfo("UTC"))
     sync_zone_name: str = "UTC"
     limits: Limits = field(default_factory=Limits)
     trusted_authserv_ids: frozenset[str] = frozenset()
-    forwarder_domains: frozenset[str] = frozenset()
+    sender_domains: frozenset[str] = frozenset()
+    matching: MatchPolicy = field(default_factory=MatchPolicy)
     max_text_length: int = 4000
 
     @classmethod

@@ -52,15 +52,27 @@ def intent_of(invitation: Invitation) -> Outcome | None:
     return None
 
 
-def judge(invitation: Invitation, envelope: Envelope, policy: Policy) -> Judgement:
-    """Apply every rule in order; the first failing one gives the skip."""
+def judge(
+    invitation: Invitation,
+    envelope: Envelope,
+    policy: Policy,
+    *,
+    authorized_forwarder: bool = False,
+) -> Judgement:
+    """Apply every rule in order; the first failing one gives the skip.
+
+    ``authorized_forwarder``: the sender passed the sender gate (an active employee or an
+    allowed domain), so a calendar reply it forwards speaks for its single attendee.
+    """
     schedule = place_in_sync_zone(invitation, policy)
     intent = intent_of(invitation)
     if intent is None:
         unsupported = Skip(Reason.UNSUPPORTED_METHOD, f"{invitation.method.value} is not acted on")
         return Judgement(invitation, Outcome.SKIP, schedule, unsupported)
     replying = (
-        replying_attendee(invitation, envelope, policy) if intent is Outcome.RESPONSE else None
+        replying_attendee(invitation, envelope, policy, authorized_forwarder)
+        if intent is Outcome.RESPONSE
+        else None
     )
     checks: tuple[Callable[[], Skip | None], ...] = (
         lambda: reply_problem(invitation, intent, replying),
@@ -145,7 +157,7 @@ def rrule_part(rrule: str, name: str) -> str | None:
 
 
 def replying_attendee(
-    invitation: Invitation, envelope: Envelope, policy: Policy
+    invitation: Invitation, envelope: Envelope, policy: Policy, authorized_forwarder: bool = False
 ) -> Attendee | None:
     """The attendee a REPLY speaks for: the sender itself, or the one a colleague forwarded."""
     sender = envelope.sender
@@ -154,7 +166,8 @@ def replying_attendee(
     for attendee in invitation.attendees:
         if attendee.email == sender:
             return attendee
-    if _domain(sender) in policy.forwarder_domains and len(invitation.attendees) == 1:
+    forwarded = authorized_forwarder or _domain(sender) in policy.sender_domains
+    if forwarded and len(invitation.attendees) == 1:
         return invitation.attendees[0]
     return None
 

@@ -113,7 +113,7 @@ def test_reply_from_the_attendee_is_a_response() -> None:
 def test_reply_from_someone_else_is_refused_unless_forwarded_from_our_domain() -> None:
     reply = _reply("anna@client.example")
     assert _skip(reply, Envelope(sender="mallory@evil.example")) is Reason.REPLY_NOT_FROM_ATTENDEE
-    ours = Policy.for_zone("Europe/Berlin", forwarder_domains=frozenset({"seller.example"}))
+    ours = Policy.for_zone("Europe/Berlin", sender_domains=frozenset({"seller.example"}))
     assert _skip(reply, Envelope(sender="rep@seller.example"), ours) is None
 
 
