@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/mailbot explain --tz Europe/Berlin mailbot/samples/*.eml
+	$(BIN)/mailbot demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check mailbot tests bench

@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
+import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from mailbot.adapters.netsuite.calendar import NetSuiteCalendar
+from mailbot.adapters.netsuite.client import NetSuiteClient
+from mailbot.adapters.netsuite.config import (
+    ClientCredentialsConfig,
+    NetSuiteConfig,
+    TokenAuthConfig,
+)
+from mailbot.adapters.netsuite.directory import NetSuiteDirectory
+from mailbot.adapters.recording import RecordingCalendar
+from mailbot.adapters.sqlite_state import SqliteStateStore
 from mailbot.core.explanation import decision_record
 from mailbot.core.pipeline import decide_message
-from mailbot.core.policy import Policy
+from mailbot.core.policy import MatchPolicy, Policy
+from mailbot.ports import Calendar, MessageKey
+from mailbot.service import MailItem, SyncService
+from mailbot.settings import ConfigurationError, Settings, read_secrets
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +37,7 @@ class ExplainedFile:
     source: str
     records: tuple[dict[str, Any], ...] = ()
     error: str | None = None
+    note: str | None = None
 
 
 def quiet_libraries() -> None:
@@ -51,3 +68,167 @@ def explain_bytes(source: str, raw: bytes, policy: Policy) -> ExplainedFile:
         for decision in result.decisions
     )
     return ExplainedFile(source, records)
+
+
+# --- the sync engine ---------------------------------------------------------------------
+
+
+@dataclass
+class Engine:
+    """A wired SyncService and what it holds open (the NetSuite client, the state store)."""
+
+    service: SyncService
+    client: NetSuiteClient
+    state: SqliteStateStore
+    calendar: Calendar
+    dry_run: bool
+    scratch: tempfile.TemporaryDirectory[str] | None = None
+
+    def close(self) -> None:
+        self.client.close()
+        self.state.close()
+        if self.scratch is not None:
+            self.scratch.cleanup()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def netsuite_config(settings: Settings, environ: Mapping[str, str] | None = None) -> NetSuiteConfig:
+    """The client's configuration: the settings plus the secrets (credentials or environment)."""
+    netsuite = settings.netsuite
+    if netsuite is None:
+        raise ConfigurationError(
+            settings.source or "configuration", ["[netsuite] account: required"]
+        )
+    secrets = read_secrets(netsuite.secret_names, environ)
+    auth: TokenAuthConfig | ClientCredentialsConfig
+    if netsuite.auth == "oauth2":
+        auth = ClientCredentialsConfig(
+            client_id=netsuite.client_id or "",
+            certificate_id=netsuite.certificate_id or "",
+            private_key_pem=secrets["netsuite-oauth2-private-key"],
+            algorithm=netsuite.algorithm,
+        )
+    else:
+        auth = TokenAuthConfig(
+            consumer_key=secrets["netsuite-consumer-key"],
+            consumer_secret=secrets["netsuite-consumer-secret"],
+            token_id=secrets["netsuite-token-id"],
+            token_secret=secrets["netsuite-token-secret"],
+        )
+    return NetSuiteConfig(
+        netsuite.account,
+        auth=auth,
+        base_url=netsuite.base_url,
+        connect_timeout=netsuite.connect_timeout,
+        read_timeout=netsuite.read_timeout,
+        max_attempts=netsuite.max_attempts,
+        concurrency=netsuite.concurrency,
+    )
+
+
+def open_engine(
+    settings: Settings, config: NetSuiteConfig, *, dry_run: bool, policy: Policy | None = None
+) -> Engine:
+    """The one place where the engine's parts are chosen; dry-run is decided here only.
+
+    Dry-run writes nothing: a recording calendar instead of NetSuite, and a throwaway copy
+    of the state database, so the decisions are exactly those a real run would make.
+    """
+    quiet_libraries()
+    client = NetSuiteClient(config)
+    scratch = tempfile.TemporaryDirectory(prefix="mailbot-dry-run-") if dry_run else None
+    state_path = settings.state_path
+    if scratch is not None:
+        state_path = _throwaway_copy(settings.state_path, Path(scratch.name))
+    else:
+        Path(state_path).parent.mkdir(parents=True, exist_ok=True)
+    state = SqliteStateStore(state_path)
+    calendar: Calendar = RecordingCalendar() if dry_run else NetSuiteCalendar(client)
+    service = SyncService(
+        policy or settings.policy(),
+        NetSuiteDirectory(client),
+        calendar,
+        state,
+        horizon=timedelta(days=settings.horizon_days),
+        past=timedelta(days=settings.past_days),
+    )
+    return Engine(service, client, state, calendar, dry_run, scratch)
+
+
+def _throwaway_copy(state_path: str, folder: Path) -> str:
+    copy = folder / "state.sqlite3"
+    if Path(state_path).exists():
+        source = sqlite3.connect(f"file:{state_path}?mode=ro", uri=True)
+        target = sqlite3.connect(copy)
+        try:
+            source.backup(target)
+        finally:
+            source.close()
+            target.close()
+    return str(copy)
+
+
+def replay_files(engine: Engine, sources: list[str], now: datetime) -> Iterator[ExplainedFile]:
+    """Local .eml files through the whole engine, in the order given."""
+    for source in sources:
+        try:
+            raw = Path(source).read_bytes()
+        except OSError as error:
+            yield ExplainedFile(source, error=error.strerror or str(error))
+            continue
+        key = MessageKey("file", 0, str(Path(source).resolve()))
+        handled = engine.service.handle(MailItem(key, raw), now)
+        records = tuple({**record, "file": source} for record in handled.records)
+        yield ExplainedFile(source, records, note=handled.outcome)
+
+
+# --- the demo ----------------------------------------------------------------------------
+
+DEMO_MAILBOX = Path(__file__).parent / "samples" / "demo" / "cur"
+DEMO_SYNC_ADDRESS = "crm-sync@lakeside-instruments.example.com"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoRun:
+    records: tuple[dict[str, Any], ...]
+    events: tuple[dict[str, Any], ...]
+    base_url: str
+    zone_name: str
+
+
+def run_demo(now: datetime) -> DemoRun:
+    """The whole job on its embedded defaults: the emulator with demo data, SQLite state in
+    a temporary folder, the bundled sample mailbox, through the same engine as production."""
+    from mailbot.sim.netsuite import NetSuiteEmulator, load_data  # noqa: PLC0415 - demo only
+
+    data = load_data(None)
+    zone_name = str(data.get("timezone") or "UTC")
+    with NetSuiteEmulator(data).start() as emulator, tempfile.TemporaryDirectory() as folder:
+        credentials = emulator.credentials
+        config = NetSuiteConfig(
+            emulator.account,
+            auth=TokenAuthConfig(
+                consumer_key=credentials["consumer_key"],
+                consumer_secret=credentials["consumer_secret"],
+                token_id=credentials["token_id"],
+                token_secret=credentials["token_secret"],
+            ),
+            base_url=emulator.base_url,
+        )
+        settings = Settings(
+            timezone=zone_name,
+            state_path=str(Path(folder) / "state.sqlite3"),
+            matching=MatchPolicy(mailbox_addresses=frozenset({DEMO_SYNC_ADDRESS})),
+        )
+        sources = [str(path) for path in sorted(DEMO_MAILBOX.glob("*.eml"))]
+        with open_engine(settings, config, dry_run=False) as engine:
+            records = tuple(
+                record for result in replay_files(engine, sources, now) for record in result.records
+            )
+        events = tuple(emulator.records("calendarEvent"))
+        return DemoRun(records, events, emulator.base_url, zone_name)

@@ -6,16 +6,20 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mailbot import __version__
-from mailbot.app import explain_files
+from mailbot.app import explain_files, netsuite_config, open_engine, replay_files, run_demo
+from mailbot.ports import FatalError, TemporaryError
 from mailbot.settings import ConfigurationError, config_path, load_settings
 
 EXIT_OK = 0
 EXIT_UNREADABLE = 1
 EXIT_USAGE = 2
+RESPONSE_MARKS = {"ACCEPTED": "yes", "DECLINED": "no", "TENTATIVE": "maybe", "NO_RESPONSE": "-"}
+EXIT_TEMPORARY = 75
 EXIT_CONFIG = 78
 
 
@@ -39,6 +43,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("--json", action="store_true", help="JSON Lines, one decision a line")
     explain.add_argument("--config", metavar="FILE", help="configuration file (TOML)")
+    replay = commands.add_parser(
+        "replay",
+        help="run local .eml files through the whole engine (NetSuite, state)",
+        description="Process local messages exactly as the daemon would: CRM matching, the "
+        "state store and NetSuite writes. With --dry-run nothing is written anywhere.",
+    )
+    replay.add_argument("files", nargs="+", metavar="FILE")
+    replay.add_argument("--config", metavar="FILE", help="configuration file (TOML)")
+    replay.add_argument("--dry-run", action="store_true", help="decide, but write nothing")
+    replay.add_argument("--json", action="store_true", help="JSON Lines, one decision a line")
+    commands.add_parser(
+        "demo",
+        help="the whole job on bundled samples against the NetSuite emulator",
+        description="Start the NetSuite emulator with its demo data, process the bundled "
+        "sample mailbox through the sync engine (SQLite state in a temporary folder) and show "
+        "the decisions and the events NetSuite then holds.",
+    )
     sim = commands.add_parser("sim", help="emulators for tests, the demo and benchmarks")
     emulators = sim.add_subparsers(dest="emulator", required=True, metavar="EMULATOR")
     netsuite = emulators.add_parser(
@@ -58,7 +79,107 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "sim":
         return _simulate(args)
+    if args.command == "demo":
+        return _demo(sys.stdout)
+    if args.command == "replay":
+        return _replay(args, sys.stdout)
     return _explain_command(parser, args)
+
+
+def _replay(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        settings = load_settings(config_path(args.config))
+        config = netsuite_config(settings)
+    except ConfigurationError as error:
+        _print_problems(error)
+        return EXIT_CONFIG
+    status = EXIT_OK
+    rows: list[dict[str, Any]] = []
+    try:
+        with open_engine(settings, config, dry_run=args.dry_run) as engine:
+            for result in replay_files(engine, args.files, datetime.now(UTC)):
+                if result.error is not None:
+                    print(f"mailbot: cannot read {result.source}: {result.error}", file=sys.stderr)
+                    status = EXIT_UNREADABLE
+                    continue
+                _emit(result.records, as_json=args.json, out=out, rows=rows)
+    except TemporaryError as error:
+        print(f"mailbot: {error}; nothing was recorded for that message", file=sys.stderr)
+        return EXIT_TEMPORARY
+    except FatalError as error:
+        print(f"mailbot: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    if not args.json:
+        out.write(render_table(rows, settings.policy().sync_zone_name, engine_columns=True))
+    return status
+
+
+def _emit(
+    records: tuple[dict[str, Any], ...], *, as_json: bool, out: TextIO, rows: list[dict[str, Any]]
+) -> None:
+    if as_json:
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+    else:
+        rows.extend(records)
+
+
+def _demo(out: TextIO) -> int:
+    demo = run_demo(datetime.now(UTC))
+    out.write(f"NetSuite emulator with demo data at {demo.base_url}\n\n")
+    out.write(render_table(list(demo.records), demo.zone_name, engine_columns=True))
+    out.write("\nEvents NetSuite now holds:\n")
+    out.write(render_events(demo.events))
+    return EXIT_OK
+
+
+def render_events(events: Sequence[dict[str, Any]]) -> str:
+    header = (
+        "ID",
+        "DATE",
+        "TIME",
+        "STATUS",
+        "TITLE",
+        "COMPANY",
+        "CONTACT",
+        "OPPORTUNITY",
+        "ATTENDEES",
+    )
+    lines = [header] + [_event_line(event) for event in sorted(events, key=_event_order)]
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
+    return "\n".join(_format_line(line, widths) for line in lines) + f"\n{len(events)} events\n"
+
+
+def _event_order(event: dict[str, Any]) -> tuple[str, str]:
+    return (str(event.get("startDate") or ""), str(event.get("startTime") or ""))
+
+
+def _event_line(event: dict[str, Any]) -> tuple[str, ...]:
+    def ref(name: str) -> str:
+        value = event.get(name)
+        return str(value.get("id")) if isinstance(value, dict) else str(value or "")
+
+    items = (event.get("attendee") or {}).get("items") or []
+    attendees = ", ".join(
+        f"{(item.get('attendee') or {}).get('id')}:{RESPONSE_MARKS.get(item.get('response'), '?')}"
+        for item in items
+    )
+    when = (
+        "all day"
+        if event.get("allDayEvent")
+        else f"{event.get('startTime')}-{event.get('endTime')}"
+    )
+    return (
+        str(event.get("id")),
+        str(event.get("startDate")),
+        when,
+        str(event.get("status")),
+        _short(str(event.get("title") or ""), 36),
+        ref("company"),
+        ref("contact"),
+        ref("transaction"),
+        attendees,
+    )
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -105,9 +226,20 @@ def _explain(files: list[str], policy: Any, *, as_json: bool, out: TextIO) -> in
     return status
 
 
-def render_table(rows: list[dict[str, Any]], zone_name: str) -> str:
+def render_table(
+    rows: list[dict[str, Any]], zone_name: str, *, engine_columns: bool = False
+) -> str:
     """A readable table: one line per decision, its detail indented below it."""
-    header = ("FILE", "OUTCOME", "REASON", "METHOD", f"WHEN ({zone_name})", "SUMMARY")
+    header: tuple[str, ...] = (
+        "FILE",
+        "OUTCOME",
+        "REASON",
+        "METHOD",
+        f"WHEN ({zone_name})",
+        "SUMMARY",
+    )
+    if engine_columns:
+        header = (*header, "NETSUITE")
     lines = [
         (
             _short_path(row["file"], 38),
@@ -116,6 +248,7 @@ def render_table(rows: list[dict[str, Any]], zone_name: str) -> str:
             row["method"] or "",
             _when(row),
             _short(row["summary"] or "", 40),
+            *((_written(row),) if engine_columns else ()),
         )
         for row in rows
     ]
@@ -133,6 +266,14 @@ def render_table(rows: list[dict[str, Any]], zone_name: str) -> str:
     summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
     text.append(f"{len(rows)} decisions: {summary}" if rows else "no decisions")
     return "\n".join(text) + "\n"
+
+
+def _written(row: dict[str, Any]) -> str:
+    if row.get("error"):
+        return "refused"
+    if not row.get("written"):
+        return ""
+    return f"#{row['netsuite_id']}" if row.get("netsuite_id") else "written"
 
 
 def _format_line(cells: Sequence[str], widths: list[int]) -> str:

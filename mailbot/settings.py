@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from mailbot.core.policy import Limits, Policy
+from mailbot.core.policy import Limits, MatchPolicy, OpportunityChoice, Policy
 
 DEFAULT_CONFIG = Path("/etc/mailbot/mailbot.toml")
 CONFIG_ENV = "MAILBOT_CONFIG"
@@ -60,7 +60,16 @@ KNOWN_KEYS: dict[str, set[str]] = {
     "netsuite": NETSUITE_KEYS,
     "rules": {"trusted_authserv_ids", "sender_domains", "max_text_length"},
     "limits": set(Limits.__dataclass_fields__),
+    "matching": {
+        "mailbox_addresses",
+        "ignore_patterns",
+        "default_employee_id",
+        "opportunity",
+        "allow_internal_only",
+    },
+    "sync": {"state_path", "horizon_days", "past_days"},
 }
+DEFAULT_STATE_PATH = "/var/lib/mailbot/state.sqlite3"
 
 
 class ConfigurationError(Exception):
@@ -101,6 +110,10 @@ class Settings:
     sender_domains: frozenset[str] = frozenset()
     max_text_length: int = 4000
     limits: Limits = field(default_factory=Limits)
+    matching: MatchPolicy = field(default_factory=MatchPolicy)
+    state_path: str = DEFAULT_STATE_PATH
+    horizon_days: int = 180
+    past_days: int = 30
 
     def policy(self, zone_override: str | None = None) -> Policy:
         zone_name = zone_override or self.timezone or "UTC"
@@ -110,6 +123,7 @@ class Settings:
             limits=self.limits,
             trusted_authserv_ids=self.trusted_authserv_ids,
             sender_domains=self.sender_domains,
+            matching=self.matching,
             max_text_length=self.max_text_length,
         )
 
@@ -149,9 +163,54 @@ def settings_from_mapping(data: dict[str, Any], source: str) -> Settings:
     if not isinstance(max_text, int) or isinstance(max_text, bool) or max_text < 80:
         problems.append("rules.max_text_length: a whole number of at least 80")
     netsuite_settings = _netsuite(netsuite, problems) if "account" in netsuite else None
+    matching = _matching(data.get("matching", {}), problems)
+    sync = data.get("sync", {})
+    state_path = sync.get("state_path", DEFAULT_STATE_PATH)
+    if not isinstance(state_path, str) or not state_path:
+        problems.append("sync.state_path: a file path")
+    days = {
+        key: sync.get(key, default) for key, default in (("horizon_days", 180), ("past_days", 30))
+    }
+    for key, value in days.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3660:
+            problems.append(f"sync.{key}: a whole number of days from 0 to 3660")
     if problems:
         raise ConfigurationError(source, problems)
-    return Settings(source, timezone, netsuite_settings, authserv, domains, max_text, limits)
+    return Settings(
+        source,
+        timezone,
+        netsuite_settings,
+        authserv,
+        domains,
+        max_text,
+        limits,
+        matching,
+        str(state_path),
+        int(days["horizon_days"]),
+        int(days["past_days"]),
+    )
+
+
+def _matching(section: dict[str, Any], problems: list[str]) -> MatchPolicy:
+    mailboxes = _string_set(section, "mailbox_addresses", problems, "matching")
+    patterns = _string_set(section, "ignore_patterns", problems, "matching")
+    default = section.get("default_employee_id")
+    if default is not None and not (isinstance(default, str | int) and str(default).isdigit()):
+        problems.append("matching.default_employee_id: an employee's internal id, like '42'")
+    choice = section.get("opportunity", OpportunityChoice.ONLY_ONE.value)
+    if choice not in {c.value for c in OpportunityChoice}:
+        problems.append("matching.opportunity: 'only_one', 'most_recent' or 'never'")
+        choice = OpportunityChoice.ONLY_ONE.value
+    internal = section.get("allow_internal_only", False)
+    if not isinstance(internal, bool):
+        problems.append("matching.allow_internal_only: true or false")
+    return MatchPolicy(
+        mailbox_addresses=mailboxes,
+        ignore_patterns=tuple(sorted(patterns)),
+        default_employee_id=str(default) if default is not None else None,
+        opportunity=OpportunityChoice(choice),
+        allow_internal_only=bool(internal),
+    )
 
 
 def _netsuite(section: dict[str, Any], problems: list[str]) -> NetSuiteSettings | None:
@@ -317,9 +376,11 @@ def _limits(values: dict[str, Any]) -> tuple[Limits, list[str]]:
     return Limits(**accepted), problems
 
 
-def _string_set(section: dict[str, Any], key: str, problems: list[str]) -> frozenset[str]:
+def _string_set(
+    section: dict[str, Any], key: str, problems: list[str], name: str = "rules"
+) -> frozenset[str]:
     value = section.get(key, [])
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        problems.append(f"rules.{key}: a list of strings")
+        problems.append(f"{name}.{key}: a list of strings")
         return frozenset()
     return frozenset(item.strip().lower() for item in value)

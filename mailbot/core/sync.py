@@ -1,0 +1,416 @@
+"""The sync engine's pure half: a read message, the CRM's answer and the stored state in,
+one planned decision (with the write it needs) per event instance out.
+
+The service gathers what this module asks for (addresses for the directory, external ids
+and series for the state store), then calls ``plan_message``; it never decides anything.
+
+Recurring events are written as occurrences: every instance in the horizon becomes its
+own NetSuite event with its own external id. The horizon is anchored at the invitation's
+DTSTAMP (the moment the organizer sent this version), not at the clock, so replaying old
+mail gives the same events as processing it when it arrived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from mailbot.core.crm import DirectoryAnswer
+from mailbot.core.matching import (
+    Matches,
+    addresses_of,
+    attendee_item,
+    match,
+    matches_record,
+    with_records,
+)
+from mailbot.core.mime import scan_file
+from mailbot.core.model import (
+    BrokenComponent,
+    Decision,
+    Envelope,
+    Invitation,
+    Method,
+    Outcome,
+    Reason,
+    Skip,
+)
+from mailbot.core.payload import body_hash, external_id
+from mailbot.core.pipeline import calendar_objects
+from mailbot.core.planner import KnownEvent, plan_action, revision
+from mailbot.core.policy import Policy
+from mailbot.core.recurrence import Expansion, expand
+from mailbot.core.rules import Judgement, judge, sender_problem
+
+CalendarObject = Invitation | BrokenComponent
+
+
+@dataclass(frozen=True, slots=True)
+class ReadMessage:
+    """A message read by the core, before any look-up."""
+
+    envelope: Envelope
+    objects: tuple[CalendarObject, ...] = ()
+    problem: Skip | None = None
+    attachments_ignored: int = 0
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One event instance to decide about: a single event, an occurrence, or an override."""
+
+    invitation: Invitation
+    external_id: str
+    series_uid: str | None = None  # set for occurrences of an expanded series
+    skip: Skip | None = None  # a series that cannot be written as occurrences
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """What to send: an upsert of the whole event, or a patch of some fields."""
+
+    kind: str  # "upsert" or "patch"
+    external_id: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A decision with its matches and the write that carries it out (if any)."""
+
+    decision: Decision
+    external_id: str | None = None
+    matches: Matches | None = None
+    write: Write | None = None
+    stored_body: dict[str, Any] | None = None  # the body the state keeps after the write
+    replying: str | None = None  # the attendee whose calendar reply this is
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What the state store knows, as the planner needs it."""
+
+    events: dict[str, KnownEvent]
+    bodies: dict[str, dict[str, Any]]
+    series: dict[str, tuple[str, ...]]  # uid -> external ids of its stored instances
+
+
+def read_message(raw: bytes, policy: Policy) -> ReadMessage:
+    scan = scan_file(raw, policy.limits)
+    if scan.problem is not None:
+        return ReadMessage(scan.envelope, (), scan.problem, scan.attachments_ignored, scan.notes)
+    objects = calendar_objects(scan, policy)
+    limit = policy.limits.max_events_per_message
+    problem = (
+        Skip(Reason.TOO_LARGE, f"{len(objects)} events > {limit}") if len(objects) > limit else None
+    )
+    return ReadMessage(
+        scan.envelope,
+        tuple(objects) if problem is None else (),
+        problem,
+        scan.attachments_ignored,
+        scan.notes,
+    )
+
+
+def addresses_to_look_up(read: ReadMessage) -> set[str]:
+    found = {read.envelope.sender} if read.envelope.sender else set()
+    for item in read.objects:
+        if isinstance(item, Invitation):
+            found |= addresses_of(item, read.envelope)
+    return found
+
+
+def instances(
+    read: ReadMessage, policy: Policy, horizon: timedelta, past: timedelta
+) -> list[Instance]:
+    """Every instance this message speaks about, series expanded into occurrences."""
+    invitations = [item for item in read.objects if isinstance(item, Invitation)]
+    masters = {i.uid: i for i in invitations if i.recurrence_id is None and i.rrule}
+    found: list[Instance] = []
+    for invitation in invitations:
+        master = masters.get(invitation.uid)
+        if invitation is master:
+            overrides = [i for i in invitations if i.uid == invitation.uid and i.recurrence_id]
+            found.extend(_occurrences(invitation, overrides, policy, horizon, past))
+        elif master is None or invitation.recurrence_id is None:
+            key = external_id(invitation.uid, invitation.recurrence_id)
+            found.append(Instance(invitation, key))
+    return found
+
+
+def series_uids(read: ReadMessage) -> set[str]:
+    """UIDs whose stored instances must be reconciled (series updates and cancels)."""
+    return {
+        item.uid
+        for item in read.objects
+        if isinstance(item, Invitation)
+        and item.recurrence_id is None
+        and (item.rrule or item.method is Method.CANCEL)
+    }
+
+
+def _occurrences(
+    master: Invitation,
+    overrides: Sequence[Invitation],
+    policy: Policy,
+    horizon: timedelta,
+    past: timedelta,
+) -> list[Instance]:
+    anchor = master.dtstamp or _start_instant(master, policy)
+    expansion: Expansion = expand(
+        master,
+        overrides,
+        anchor - past,
+        anchor + horizon,
+        floating_zone=policy.sync_zone,
+        max_instances=policy.limits.max_events_per_message,
+    )
+    if expansion.problem or not expansion.occurrences:
+        why = expansion.problem or (
+            f"no occurrence between {(anchor - past).date()} and {(anchor + horizon).date()}"
+        )
+        skip = Skip(Reason.UNSUPPORTED_RECURRENCE, why)
+        return [Instance(master, external_id(master.uid, None), skip=skip)]
+    result = []
+    for occurrence in expansion.occurrences:
+        base = occurrence.override or replace(master, rrule=None, rdates=(), exdates=())
+        instance = replace(
+            base,
+            start=occurrence.start,
+            end=occurrence.end,
+            recurrence_id=occurrence.recurrence_id,
+            status="CANCELLED" if occurrence.cancelled else base.status,
+        )
+        key = external_id(master.uid, occurrence.recurrence_id)
+        result.append(Instance(instance, key, series_uid=master.uid))
+    return result
+
+
+def _start_instant(invitation: Invitation, policy: Policy) -> datetime:
+    start = invitation.start
+    if isinstance(start, datetime):
+        aware = start if start.tzinfo else start.replace(tzinfo=policy.sync_zone)
+        return aware.astimezone(UTC)
+    if isinstance(start, date):
+        return datetime(start.year, start.month, start.day, tzinfo=policy.sync_zone).astimezone(UTC)
+    return datetime.min.replace(tzinfo=UTC)
+
+
+# --- planning ----------------------------------------------------------------------------
+
+
+def plan_message(
+    read: ReadMessage,
+    found: Sequence[Instance],
+    answer: DirectoryAnswer,
+    stored: Stored,
+    policy: Policy,
+) -> list[Planned]:
+    """One planned decision per instance (and per broken object), in message order."""
+    if read.problem is not None:
+        return [Planned(_skip_decision(read.problem, read.attachments_ignored))]
+    gate = sender_gate(read.envelope, answer, policy)
+    planned = [
+        Planned(_broken_decision(item, read.attachments_ignored))
+        for item in read.objects
+        if isinstance(item, BrokenComponent)
+    ]
+    for instance in found:
+        if _covered_by_reconcile(instance, stored):
+            continue
+        planned.append(_plan_instance(instance, read, answer, stored, policy, gate=gate))
+    planned.extend(_reconcile(read, found, stored, policy, gate))
+    return planned
+
+
+def sender_gate(envelope: Envelope, answer: DirectoryAnswer, policy: Policy) -> Skip | None:
+    """Spec section 6: an active employee or an allowed domain, authenticated when checked."""
+    authentication = sender_problem(envelope, policy)
+    if authentication is not None:
+        return authentication
+    sender = envelope.sender
+    if sender is None:
+        return Skip(Reason.UNAUTHORIZED_SENDER, "the message has no sender")
+    if any(e.active for e in answer.employees.get(sender, ())):
+        return None
+    if sender.rpartition("@")[2] in policy.sender_domains:
+        return None
+    return Skip(
+        Reason.UNAUTHORIZED_SENDER,
+        f"{sender} is neither an active employee nor in an allowed sender domain",
+    )
+
+
+def _plan_instance(
+    instance: Instance,
+    read: ReadMessage,
+    answer: DirectoryAnswer,
+    stored: Stored,
+    policy: Policy,
+    *,
+    gate: Skip | None,
+) -> Planned:
+    invitation = instance.invitation
+    authorized = gate is None
+    judged = judge(invitation, read.envelope, policy, authorized_forwarder=authorized)
+    if instance.skip is not None:
+        judged = replace(judged, skip=instance.skip)
+    judged = _gated(judged, gate, read.envelope, policy)
+    matches = match(invitation, read.envelope, answer, policy.matching)
+    known = stored.events.get(instance.external_id)
+    crm_matched = matches.external or policy.matching.allow_internal_only
+    decision = plan_action(
+        judged,
+        policy,
+        known,
+        crm_matched,
+        attachments_ignored=read.attachments_ignored,
+        link=lambda body: with_records(body, matches),
+    )
+    if decision.outcome is Outcome.RESPONSE:
+        return _plan_response(decision, judged, instance, matches, stored)
+    return _with_write(decision, instance, matches, stored)
+
+
+def _gated(judged: Judgement, gate: Skip | None, envelope: Envelope, policy: Policy) -> Judgement:
+    """A REPLY is judged by the reply rule; everything else must pass the sender gate."""
+    if judged.skip is not None or gate is None:
+        return judged
+    if judged.intent is Outcome.RESPONSE and gate.reason is Reason.UNAUTHORIZED_SENDER:
+        authentication = sender_problem(envelope, policy)
+        return judged if authentication is None else replace(judged, skip=authentication)
+    return replace(judged, skip=gate)
+
+
+def _with_write(
+    decision: Decision, instance: Instance, matches: Matches, stored: Stored
+) -> Planned:
+    eid = instance.external_id
+    body = decision.netsuite
+    if decision.outcome in (Outcome.CREATE, Outcome.UPDATE) and body is not None:
+        return Planned(decision, eid, matches, Write("upsert", eid, body), body)
+    if decision.outcome is Outcome.CANCEL:
+        previous = stored.bodies.get(eid, body or {})
+        return Planned(
+            decision,
+            eid,
+            matches,
+            Write("patch", eid, {"status": "CANCELLED"}),
+            {**previous, "status": "CANCELLED"},
+        )
+    return Planned(decision, eid, matches)
+
+
+def _plan_response(
+    decision: Decision, judged: Judgement, instance: Instance, matches: Matches, stored: Stored
+) -> Planned:
+    eid = instance.external_id
+    replying = judged.replying
+    record = next((a for a in matches.attendees if replying and a.email == replying.email), None)
+    if record is None:
+        skip = Skip(Reason.NO_CRM_MATCH, "the replying attendee matches no NetSuite record")
+        return Planned(_as_skip(decision, skip), eid, matches)
+    body = stored.bodies.get(eid, {})
+    items = [dict(item) for item in body.get("attendee", {}).get("items", [])]
+    updated = attendee_item(record)
+    for index, item in enumerate(items):
+        if item.get("attendee", {}).get("id") == record.record_id:
+            items[index] = {**item, "response": updated["response"]}
+            break
+    else:
+        items.append(updated)
+    patch = {"attendee": {"items": items}}
+    answered = replace(decision, netsuite=patch)
+    write = Write("patch", eid, patch)
+    return Planned(answered, eid, matches, write, {**body, **patch}, replying=record.email)
+
+
+def _covered_by_reconcile(instance: Instance, stored: Stored) -> bool:
+    """A series CANCEL without RECURRENCE-ID cancels the stored occurrences one by one."""
+    invitation = instance.invitation
+    return (
+        invitation.method is Method.CANCEL
+        and invitation.recurrence_id is None
+        and instance.series_uid is None
+        and instance.external_id not in stored.events
+        and bool(stored.series.get(invitation.uid))
+    )
+
+
+def _reconcile(
+    read: ReadMessage,
+    found: Sequence[Instance],
+    stored: Stored,
+    policy: Policy,
+    gate: Skip | None,
+) -> list[Planned]:
+    """Stored occurrences that a newer series version (or a series cancel) no longer has."""
+    if gate is not None:
+        return []
+    present = {instance.external_id for instance in found}
+    planned = []
+    for item in read.objects:
+        if not isinstance(item, Invitation) or item.uid not in series_uids(read):
+            continue
+        if item.recurrence_id is not None:
+            continue
+        incoming = revision(item.sequence, item.dtstamp)
+        for eid in stored.series.get(item.uid, ()):
+            known = stored.events.get(eid)
+            if eid in present or known is None or known.cancelled or incoming < known.revision:
+                continue
+            detail = (
+                "the series was cancelled"
+                if item.method is Method.CANCEL
+                else "no longer an occurrence of the updated series"
+            )
+            decision = Decision(outcome=Outcome.CANCEL, detail=detail, invitation=item)
+            previous = stored.bodies.get(eid, {})
+            planned.append(
+                Planned(
+                    decision,
+                    eid,
+                    None,
+                    Write("patch", eid, {"status": "CANCELLED"}),
+                    {**previous, "status": "CANCELLED"},
+                )
+            )
+    return planned
+
+
+def _skip_decision(skip: Skip, attachments: int) -> Decision:
+    return Decision(Outcome.SKIP, skip.reason, skip.detail, attachments_ignored=attachments)
+
+
+def _broken_decision(item: BrokenComponent, attachments: int) -> Decision:
+    return Decision(
+        Outcome.SKIP, item.reason, item.detail, broken=item, attachments_ignored=attachments
+    )
+
+
+def _as_skip(decision: Decision, skip: Skip) -> Decision:
+    return replace(
+        decision, outcome=Outcome.SKIP, reason=skip.reason, detail=skip.detail, netsuite=None
+    )
+
+
+def known_event(
+    revision_value: tuple[int, datetime],
+    body: dict[str, Any],
+    cancelled: bool,
+    replies: dict[str, tuple[int, datetime]],
+) -> KnownEvent:
+    """A stored event as the planner sees it."""
+    return KnownEvent(revision_value, body_hash(body), cancelled, dict(replies))
+
+
+def planned_record(planned: Planned) -> dict[str, Any]:
+    """The decision-log fields this module adds to a decision record."""
+    return {
+        "external_id": planned.external_id,
+        "matches": matches_record(planned.matches) if planned.matches else None,
+    }
