@@ -193,7 +193,9 @@ def _stored_event(result: _Done, previous: StoredEvent | None) -> StoredEvent | 
     """The event map entry after a successful write."""
     planned = result.planned
     invitation = planned.decision.invitation
-    if not result.written or planned.external_id is None or invitation is None:
+    if not (result.written or planned.tombstone) or planned.external_id is None:
+        return None
+    if invitation is None:
         return None
     body = planned.stored_body or {}
     incoming = revision(invitation.sequence, invitation.dtstamp)

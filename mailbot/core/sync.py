@@ -87,6 +87,7 @@ class Planned:
     write: Write | None = None
     stored_body: dict[str, Any] | None = None  # the body the state keeps after the write
     replying: str | None = None  # the attendee whose calendar reply this is
+    tombstone: bool = False  # a CANCEL seen before its event: remembered, nothing written
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +303,10 @@ def _with_write(
             Write("patch", eid, {"status": "CANCELLED"}),
             {**previous, "status": "CANCELLED"},
         )
+    if decision.reason is Reason.UNKNOWN_EVENT and instance.invitation.method is Method.CANCEL:
+        # Outlook may deliver the CANCEL before the REQUEST it cancels: remembering it makes
+        # the late, older REQUEST stale instead of creating a meeting that was called off.
+        return Planned(decision, eid, matches, stored_body={"status": "CANCELLED"}, tombstone=True)
     return Planned(decision, eid, matches)
 
 
