@@ -7,7 +7,7 @@ import sqlite3
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from mailbot.adapters.recording import RecordingCalendar
 from mailbot.adapters.sqlite_state import SqliteStateStore
 from mailbot.core.explanation import decision_record
 from mailbot.core.pipeline import decide_message
-from mailbot.core.policy import MatchPolicy, Policy
+from mailbot.core.policy import MatchPolicy, Policy, RecurrenceMode
 from mailbot.ports import Calendar, MessageKey
 from mailbot.service import MailItem, SyncService
 from mailbot.settings import ConfigurationError, Settings, read_secrets
@@ -149,8 +149,9 @@ def open_engine(
         Path(state_path).parent.mkdir(parents=True, exist_ok=True)
     state = SqliteStateStore(state_path)
     calendar: Calendar = RecordingCalendar() if dry_run else NetSuiteCalendar(client)
+    chosen = replace(policy or settings.policy(), recurrence=recurrence_mode(settings, client))
     service = SyncService(
-        policy or settings.policy(),
+        chosen,
         NetSuiteDirectory(client),
         calendar,
         state,
@@ -158,6 +159,14 @@ def open_engine(
         past=timedelta(days=settings.past_days),
     )
     return Engine(service, client, state, calendar, dry_run, scratch)
+
+
+def recurrence_mode(settings: Settings, client: NetSuiteClient) -> RecurrenceMode:
+    """Series when the account's calendarEvent schema has the recurrence fields (asked once,
+    at start-up, from the metadata catalog), else one event per occurrence."""
+    if settings.recurrence != "auto":
+        return RecurrenceMode(settings.recurrence)
+    return RecurrenceMode.SERIES if client.has_recurrence_fields() else RecurrenceMode.OCCURRENCES
 
 
 def _throwaway_copy(state_path: str, folder: Path) -> str:

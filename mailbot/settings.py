@@ -67,7 +67,7 @@ KNOWN_KEYS: dict[str, set[str]] = {
         "opportunity",
         "allow_internal_only",
     },
-    "sync": {"state_path", "horizon_days", "past_days"},
+    "sync": {"state_path", "horizon_days", "past_days", "recurrence"},
 }
 DEFAULT_STATE_PATH = "/var/lib/mailbot/state.sqlite3"
 
@@ -114,6 +114,7 @@ class Settings:
     state_path: str = DEFAULT_STATE_PATH
     horizon_days: int = 180
     past_days: int = 30
+    recurrence: str = "auto"  # "auto" (ask NetSuite's schema), "occurrences" or "series"
 
     def policy(self, zone_override: str | None = None) -> Policy:
         zone_name = zone_override or self.timezone or "UTC"
@@ -174,6 +175,9 @@ def settings_from_mapping(data: dict[str, Any], source: str) -> Settings:
     for key, value in days.items():
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3660:
             problems.append(f"sync.{key}: a whole number of days from 0 to 3660")
+    recurrence = sync.get("recurrence", "auto")
+    if recurrence not in ("auto", "occurrences", "series"):
+        problems.append("sync.recurrence: 'auto', 'occurrences' or 'series'")
     if problems:
         raise ConfigurationError(source, problems)
     return Settings(
@@ -188,6 +192,7 @@ def settings_from_mapping(data: dict[str, Any], source: str) -> Settings:
         str(state_path),
         int(days["horizon_days"]),
         int(days["past_days"]),
+        str(recurrence),
     )
 
 

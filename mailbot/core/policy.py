@@ -28,6 +28,13 @@ class OpportunityChoice(StrEnum):
     NEVER = "never"
 
 
+class RecurrenceMode(StrEnum):
+    """How a recurring series reaches NetSuite (event-sync-spec.md section 7)."""
+
+    OCCURRENCES = "occurrences"  # one event per instance within a horizon
+    SERIES = "series"  # one event with NetSuite's native recurrence fields
+
+
 @dataclass(frozen=True, slots=True)
 class MatchPolicy:
     """CRM matching choices (event-sync-spec.md section 5).
@@ -65,6 +72,7 @@ class Policy:
     trusted_authserv_ids: frozenset[str] = frozenset()
     sender_domains: frozenset[str] = frozenset()
     matching: MatchPolicy = field(default_factory=MatchPolicy)
+    recurrence: RecurrenceMode = RecurrenceMode.OCCURRENCES
     max_text_length: int = 4000
 
     @classmethod
