@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mailbot.core.crm import DirectoryAnswer
 from mailbot.core.explanation import decision_record
 from mailbot.core.model import Outcome
-from mailbot.core.payload import body_hash, instant_text
+from mailbot.core.payload import body_hash, external_id, instant_text
 from mailbot.core.planner import revision
 from mailbot.core.policy import Policy
 from mailbot.core.sync import (
@@ -26,6 +27,7 @@ from mailbot.core.sync import (
     ReadMessage,
     Stored,
     addresses_to_look_up,
+    could_write,
     instances,
     known_event,
     plan_message,
@@ -90,14 +92,28 @@ class SyncService:
         self.horizon = horizon
         self.past = past
 
-    def handle(self, item: MailItem, now: datetime) -> Handled:
+    def handle_batch(self, items: Sequence[MailItem], now: datetime) -> list[Handled]:
+        """Several messages: one directory look-up for all their addresses, then each in turn.
+
+        Messages are still planned one after the other, each against the state the previous
+        one left, so a batch holding an invitation and its update is handled correctly.
+        """
+        reads = [(item, self._read(item)) for item in items]
+        addresses = set().union(
+            *(addresses_to_look_up(read) for _, read in reads if read and self._worth_asking(read))
+        )
+        if addresses:
+            self.directory.lookup(addresses)  # fills the directory's cache for the batch
+        return [self.handle(item, now, read) for item, read in reads]
+
+    def handle(self, item: MailItem, now: datetime, read: ReadMessage | None = None) -> Handled:
         digest = hashlib.sha256(item.raw).hexdigest()
         seen = self.state.processed(item.key)
         if seen is not None and seen.content_hash == digest and seen.outcome != "failed":
             return Handled(item.key, "already-processed")
-        read = read_message(item.raw, self.policy)
+        read = read or read_message(item.raw, self.policy)
         found = instances(read, self.policy, self.horizon, self.past)
-        answer = self._look_up(read)
+        answer = self._look_up(read) if self._worth_asking(read) else DirectoryAnswer()
         uids = series_uids(read)
         previous = self._previous_events(found, uids)
         stored = _as_stored(previous, uids)
@@ -106,13 +122,26 @@ class SyncService:
         events = [_stored_event(r, previous.get(r.planned.external_id or "")) for r in done]
         return self._record(item, digest, read, done, [e for e in events if e], now)
 
+    def _read(self, item: MailItem) -> ReadMessage | None:
+        """The message read by the core, unless it was processed already (then None)."""
+        seen = self.state.processed(item.key)
+        if seen is not None and seen.outcome != "failed":
+            return None
+        return read_message(item.raw, self.policy)
+
+    def _worth_asking(self, read: ReadMessage) -> bool:
+        """The CRM is asked only when some calendar object passes the rules that need no CRM."""
+        return could_write(read, self.policy)
+
     def _look_up(self, read: ReadMessage) -> DirectoryAnswer:
-        if read.problem is not None or not read.objects:
-            return DirectoryAnswer()
         return self.directory.lookup(addresses_to_look_up(read))
 
     def _previous_events(self, found: list[Instance], uids: set[str]) -> dict[str, StoredEvent]:
-        events = dict(self.state.events({instance.external_id for instance in found}))
+        keys = {instance.external_id for instance in found}
+        keys |= {
+            external_id(i.series_uid, None) for i in found if i.series_uid
+        }  # series tombstones
+        events = dict(self.state.events(keys))
         for uid in uids:
             events.update({event.external_id: event for event in self.state.series_events(uid)})
         return events
@@ -176,7 +205,9 @@ class SyncService:
 def _as_stored(previous: dict[str, StoredEvent], uids: set[str]) -> Stored:
     return Stored(
         events={
-            eid: known_event(e.revision, e.body, e.cancelled, e.reply_revisions)
+            eid: known_event(
+                e.revision, e.body, e.cancelled, e.reply_revisions, e.netsuite_id is not None
+            )
             for eid, e in previous.items()
         },
         bodies={eid: e.body for eid, e in previous.items()},
@@ -193,9 +224,14 @@ def _stored_event(result: _Done, previous: StoredEvent | None) -> StoredEvent | 
     """The event map entry after a successful write."""
     planned = result.planned
     invitation = planned.decision.invitation
-    if not (result.written or planned.tombstone) or planned.external_id is None:
+    if invitation is None or planned.external_id is None:
         return None
-    if invitation is None:
+    if planned.decision.outcome is Outcome.UNCHANGED and previous is not None:
+        # nothing to write, but a newer revision of the same content still counts: an older
+        # version arriving later must be stale, not an update
+        incoming = revision(invitation.sequence, invitation.dtstamp)
+        return replace(previous, revision=incoming) if incoming > previous.revision else None
+    if not (result.written or planned.tombstone):
         return None
     body = planned.stored_body or {}
     incoming = revision(invitation.sequence, invitation.dtstamp)

@@ -44,6 +44,7 @@ class KnownEvent:
     body_hash: str
     cancelled: bool = False
     reply_revisions: dict[str, Revision] = field(default_factory=dict)
+    in_netsuite: bool = True  # False for a remembered CANCEL of an event never written
 
 
 def plan_action(
@@ -109,6 +110,8 @@ def _write_outcome(
         return Outcome.SKIP, Skip(Reason.STALE, _stale_detail(incoming, known.revision))
     if intent is Outcome.CANCEL:
         return (Outcome.UNCHANGED if known.cancelled else Outcome.CANCEL), None
+    if not known.in_netsuite:  # a CANCEL came first; this newer REQUEST creates the event
+        return (Outcome.UNCHANGED if incoming == known.revision else Outcome.CREATE), None
     same = incoming == known.revision or digest == known.body_hash
     return (Outcome.UNCHANGED if same else Outcome.UPDATE), None
 
@@ -127,6 +130,14 @@ def _plan_response(
         last = known.reply_revisions.get(attendee.email)
         if last is not None and incoming < last:
             return _skipped(judgement, Skip(Reason.STALE, _stale_detail(incoming, last)), counted)
+        if last is not None and incoming == last:  # this very reply was applied already
+            return Decision(
+                outcome=Outcome.UNCHANGED,
+                invitation=invitation,
+                schedule=judgement.schedule,
+                attachments_ignored=counted,
+                notes=invitation.notes,
+            )
     return Decision(
         outcome=Outcome.RESPONSE,
         invitation=invitation,

@@ -117,6 +117,17 @@ def read_message(raw: bytes, policy: Policy) -> ReadMessage:
     )
 
 
+def could_write(read: ReadMessage, policy: Policy) -> bool:
+    """True when some VEVENT passes the rules that need neither the CRM nor the state."""
+    if read.problem is not None:
+        return False
+    return any(
+        judge(item, read.envelope, policy, authorized_forwarder=True).skip is None
+        for item in read.objects
+        if isinstance(item, Invitation)
+    )
+
+
 def addresses_to_look_up(read: ReadMessage) -> set[str]:
     found = {read.envelope.sender} if read.envelope.sender else set()
     for item in read.objects:
@@ -134,10 +145,10 @@ def instances(
     found: list[Instance] = []
     for invitation in invitations:
         master = masters.get(invitation.uid)
-        if invitation is master:
+        if invitation is master and invitation.method is not Method.CANCEL:
             overrides = [i for i in invitations if i.uid == invitation.uid and i.recurrence_id]
             found.extend(_occurrences(invitation, overrides, policy, horizon, past))
-        elif master is None or invitation.recurrence_id is None:
+        elif master is None or master.method is Method.CANCEL or invitation.recurrence_id is None:
             key = external_id(invitation.uid, invitation.recurrence_id)
             found.append(Instance(invitation, key))
     return found
@@ -263,6 +274,7 @@ def _plan_instance(
     judged = _gated(judged, gate, read.envelope, policy)
     matches = match(invitation, read.envelope, answer, policy.matching)
     known = stored.events.get(instance.external_id)
+    judged = _against_series_cancel(judged, instance, stored)
     crm_matched = matches.external or policy.matching.allow_internal_only
     decision = plan_action(
         judged,
@@ -275,6 +287,18 @@ def _plan_instance(
     if decision.outcome is Outcome.RESPONSE:
         return _plan_response(decision, judged, instance, matches, stored)
     return _with_write(decision, instance, matches, stored)
+
+
+def _against_series_cancel(judged: Judgement, instance: Instance, stored: Stored) -> Judgement:
+    """An occurrence of a series whose newer CANCEL came first is stale."""
+    if instance.series_uid is None or judged.skip is not None:
+        return judged
+    cancel = stored.events.get(external_id(instance.series_uid, None))
+    incoming = revision(instance.invitation.sequence, instance.invitation.dtstamp)
+    if cancel is None or not cancel.cancelled or incoming >= cancel.revision:
+        return judged
+    detail = "the series was cancelled by a newer CANCEL received earlier"
+    return replace(judged, skip=Skip(Reason.STALE, detail))
 
 
 def _gated(judged: Judgement, gate: Skip | None, envelope: Envelope, policy: Policy) -> Judgement:
@@ -408,9 +432,10 @@ def known_event(
     body: dict[str, Any],
     cancelled: bool,
     replies: dict[str, tuple[int, datetime]],
+    in_netsuite: bool = True,
 ) -> KnownEvent:
     """A stored event as the planner sees it."""
-    return KnownEvent(revision_value, body_hash(body), cancelled, dict(replies))
+    return KnownEvent(revision_value, body_hash(body), cancelled, dict(replies), in_netsuite)
 
 
 def planned_record(planned: Planned) -> dict[str, Any]:
