@@ -44,7 +44,10 @@ those of DTSTART)
 EXDATE, overrides       ``exclusionDateList``: the sorted dates of EXDATE'd instances and of
                         every instance a RECURRENCE-ID override replaces (moved, changed or
                         cancelled: it becomes an event of its own, netsuite-rest.md 3d);
-                        always written, empty included, so that an update clears old ones
+                        always written, empty included, so that an update clears old ones.
+                        EXDATEs and overrides are matched to instances as
+                        ``recurrence.expand`` matches them; one that names no instance
+                        adds nothing
 ======================  ===================================================================
 
 Refused (the string returned names the part): sub-daily FREQ; RDATE; BYSETPOS, BYWEEKNO,
@@ -54,17 +57,20 @@ or with an unsupported week number in MONTHLY, with any in YEARLY; several BYMON
 or one above 28, and monthly series on a day above 28 (NetSuite is reported to skip short
 months differently: third-party note in netsuite-rest.md 3d); yearly series on 29 February
 (what NetSuite does in other years is unknown); an INTERVAL above 1 with several weekdays
-including Sunday (which week a Sunday belongs to depends on WKST, which NetSuite does not
-take: WKST is otherwise ignored); monthly and yearly series whose first instance falls on
-another date in the sync zone than in its own zone.
+including Sunday (which week a Sunday belongs to depends on the week start, which NetSuite
+does not take; the pattern is modelled with weeks from Monday, so a WKST that groups the
+days otherwise fails the comparison below); monthly and yearly series whose first instance falls on
+another date in the sync zone than in its own zone; a bounded series of more than
+``MAX_INSTANCES`` instances, and an EXDATE or RECURRENCE-ID further out than that.
 
 NetSuite repeats a series on the sync zone's calendar, the iCalendar rule on the clock of
 DTSTART's zone. The rule's instances are therefore expanded (``recurrence.expand``) and
 their dates in the sync zone compared with those NetSuite's pattern gives, modelled as the
 equivalent rule anchored on ``seriesStartDate``: over the whole of a bounded series, over
-``CHECK_SPAN`` of an open-ended one. Any difference is refused; this catches a DTSTART the
-rule does not produce (RFC 5545 still counts it as the first instance) and meetings that
-change date in the sync zone with daylight-saving time. A weekly or daily series that
+``CHECK_SPAN`` of an open-ended one. Any difference is refused: meetings that change date
+in the sync zone with daylight-saving time, week starts that group days otherwise. A DTSTART
+the rule does not produce (RFC 5545 still counts it as the first instance) is refused before,
+since a NetSuite series starts on an instance of its pattern. A weekly or daily series that
 moves across midnight by a constant number of days keeps its mask, shifted by that number.
 The time of day is not part of these fields; across daylight-saving changes NetSuite keeps
 the sync zone's wall clock, where the rule keeps that of its own zone.
@@ -78,7 +84,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule, weekdays
+from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule, rrulestr, weekdays
 
 from mailbot.core.model import Invitation
 from mailbot.core.recurrence import Expansion, expand, instance_key
@@ -177,9 +183,15 @@ def _series_fields(
         raise _UnsupportedError("RDATE adds instances outside the rule; a NetSuite series cannot")
     rule = _parse(master.rrule)
     own_start = start.date() if isinstance(start, datetime) else start
+    own_shape = _shape(rule, own_start)
+    if not _on_rule(rule, start):
+        raise _UnsupportedError(
+            f"DTSTART ({start}) does not follow RRULE {rule.text}: a NetSuite series starts "
+            "on an instance of its pattern"
+        )
     plain, full = _expanded(master, overrides, start, rule, zone)
     days = [_day(occurrence.start, zone) for occurrence in plain.occurrences]
-    shape = _in_zone(_shape(rule, own_start), days[0], (days[0] - own_start).days, zone)
+    shape = _in_zone(own_shape, rule, days[0], (days[0] - own_start).days, zone)
     _check(shape, rule, days, zone)
     excluded = _excluded(master, overrides, plain, full, zone)
     fields = _fields(shape, rule, days)
@@ -195,6 +207,7 @@ class _Rule:
     """An RRULE's parts, upper case; BYDAY as (week number or None, weekday index)."""
 
     text: str
+    repeat: str  # the rule without COUNT and UNTIL
     frequency: str
     interval: int
     count: int | None
@@ -202,7 +215,6 @@ class _Rule:
     byday: tuple[tuple[int | None, int], ...]
     bymonthday: tuple[int, ...]
     bymonth: tuple[int, ...]
-    wkst: int
 
 
 def _parse(text: str) -> _Rule:
@@ -240,6 +252,10 @@ def _parse(text: str) -> _Rule:
         raise _UnsupportedError(f"WKST={wkst} is not a weekday")
     return _Rule(
         text=body,
+        repeat=";".join(
+            [f"FREQ={frequency}"]
+            + [f"{key}={value}" for key, value in parts.items() if key not in ("COUNT", "UNTIL")]
+        ),
         frequency=frequency,
         interval=_number("INTERVAL", parts.get("INTERVAL", "1"), 1, None),
         count=count,
@@ -247,7 +263,6 @@ def _parse(text: str) -> _Rule:
         byday=_days(parts.get("BYDAY")),
         bymonthday=_numbers("BYMONTHDAY", parts.get("BYMONTHDAY"), -31, 31),
         bymonth=_numbers("BYMONTH", parts.get("BYMONTH"), 1, 12),
-        wkst=ICAL_WEEKDAYS.index(wkst),
     )
 
 
@@ -326,11 +341,6 @@ def _weekly(rule: _Rule, start: date) -> _Shape:
     if any(ordinal is not None for ordinal, _ in rule.byday):
         raise _UnsupportedError(f"BYDAY={_byday_text(rule)}: week numbers need FREQ=MONTHLY")
     days = tuple(sorted({day for _, day in rule.byday} or {start.weekday()}))
-    if rule.interval > 1 and len(days) > 1 and SUNDAY in days:
-        raise _UnsupportedError(
-            f"BYDAY={_byday_text(rule)} every {rule.interval} weeks: which week the Sunday "
-            "belongs to depends on WKST, which NetSuite does not take"
-        )
     return _Shape("WEEKLY", weekdays=days)
 
 
@@ -385,11 +395,18 @@ def _yearly(rule: _Rule, start: date) -> _Shape:
     return _Shape("YEARLY")
 
 
-def _in_zone(shape: _Shape, first: date, shift: int, zone: tzinfo) -> _Shape:
+def _in_zone(shape: _Shape, rule: _Rule, first: date, shift: int, zone: tzinfo) -> _Shape:
     """The pattern on the sync zone's calendar, whose first date is ``first``, ``shift``
     days from DTSTART's date in its own zone."""
     if shape.frequency == "WEEKLY":
-        return replace(shape, weekdays=tuple(sorted((day + shift) % 7 for day in shape.weekdays)))
+        days = tuple(sorted((day + shift) % 7 for day in shape.weekdays))
+        if rule.interval > 1 and len(days) > 1 and SUNDAY in days:
+            raise _UnsupportedError(
+                f"{', '.join(WEEKDAY_VALUES[day] for day in days)} every {rule.interval} weeks: "
+                "which week the Sunday belongs to depends on the week start, which NetSuite "
+                "does not take"
+            )
+        return replace(shape, weekdays=days)
     if shape.frequency == "DAILY":
         return shape
     if shift:
@@ -432,11 +449,6 @@ def _check(shape: _Shape, rule: _Rule, days: list[date], zone: tzinfo) -> None:
     pattern = _pattern_days(shape, rule, days[0], days[-1])
     if pattern == days:
         return
-    if not pattern or pattern[0] != days[0]:
-        raise _UnsupportedError(
-            f"DTSTART ({days[0]}) is not an instance of RRULE {rule.text}: a NetSuite series "
-            "starts on an instance of its pattern"
-        )
     index = next(
         i
         for i, (mine, theirs) in enumerate(zip([*days, None], [*pattern, None], strict=False))
@@ -444,10 +456,25 @@ def _check(shape: _Shape, rule: _Rule, days: list[date], zone: tzinfo) -> None:
     )
     given = days[index] if index < len(days) else "nothing"
     expected = pattern[index] if index < len(pattern) else "nothing"
+    where = f"after {days[index - 1]}" if index else "first"
     raise _UnsupportedError(
-        f"in {_zone_name(zone)} the instance dates follow no NetSuite pattern: after "
-        f"{days[index - 1]} the rule gives {given}, the pattern {expected}"
+        f"in {_zone_name(zone)} the instance dates follow no NetSuite pattern: {where} "
+        f"the rule gives {given}, the pattern {expected}"
     )
+
+
+def _on_rule(rule: _Rule, start: datetime | date) -> bool:
+    """Whether the rule itself gives DTSTART (RFC 5545 makes DTSTART the first instance
+    even when it does not, which a NetSuite pattern cannot follow)."""
+    if isinstance(start, datetime):
+        wall = start.replace(tzinfo=None)
+    else:
+        wall = datetime.combine(start, time())
+    try:
+        first = next(iter(rrulestr(rule.repeat, dtstart=wall)), None)
+    except (ValueError, TypeError):  # left to recurrence.expand to explain
+        return True
+    return bool(first == wall)
 
 
 def _pattern_days(shape: _Shape, rule: _Rule, first: date, last: date) -> list[date]:
@@ -466,7 +493,7 @@ def _pattern_days(shape: _Shape, rule: _Rule, first: date, last: date) -> list[d
         RULE_FREQUENCIES[shape.frequency],
         dtstart=datetime.combine(first, time()),
         interval=rule.interval,
-        wkst=rule.wkst,
+        wkst=0,  # Monday; for the masks let through, Sunday would give the same weeks
         until=datetime.combine(last, time()),
         cache=False,
         **extra,
@@ -492,7 +519,7 @@ def _expanded(
     first = _instant(start, zone)
     window_start = first - timedelta(days=1)
     if rule.count is not None or rule.until is not None:
-        window_end = FAR
+        window_end = max(FAR, first + timedelta(days=2))
     else:
         marks = [*master.exdates, *_recurrence_ids(master, overrides)]
         latest = max((_instant(mark, zone) for mark in marks), default=first)
@@ -506,8 +533,12 @@ def _expanded(
         raise _UnsupportedError(plain.problem)
     if not plain.occurrences:
         raise _UnsupportedError(f"RRULE {rule.text}: the series has no instance")
-    if plain.truncated and (rule.count is not None or rule.until is not None):
-        raise _UnsupportedError(f"RRULE {rule.text}: the series ends more than {most} instances on")
+    if plain.truncated and rule.count is not None:
+        raise _UnsupportedError(f"RRULE {rule.text}: the COUNT-th instance is out of reach")
+    if plain.truncated and rule.until is not None:
+        raise _UnsupportedError(
+            f"RRULE {rule.text}: more than {MAX_INSTANCES} instances before UNTIL"
+        )
     full = expand(
         master,
         overrides,

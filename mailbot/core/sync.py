@@ -40,9 +40,10 @@ from mailbot.core.model import (
 from mailbot.core.payload import body_hash, external_id
 from mailbot.core.pipeline import calendar_objects
 from mailbot.core.planner import KnownEvent, plan_action, revision
-from mailbot.core.policy import Policy
+from mailbot.core.policy import Policy, RecurrenceMode
 from mailbot.core.recurrence import Expansion, expand
-from mailbot.core.rules import Judgement, judge, sender_problem
+from mailbot.core.rules import Judgement, judge, recurrence_problem, sender_problem
+from mailbot.core.series import series_fields
 
 CalendarObject = Invitation | BrokenComponent
 
@@ -66,6 +67,7 @@ class Instance:
     external_id: str
     series_uid: str | None = None  # set for occurrences of an expanded series
     skip: Skip | None = None  # a series that cannot be written as occurrences
+    fields: tuple[tuple[str, Any], ...] = ()  # extra body fields (native recurrence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +149,10 @@ def instances(
         master = masters.get(invitation.uid)
         if invitation is master and invitation.method is not Method.CANCEL:
             overrides = [i for i in invitations if i.uid == invitation.uid and i.recurrence_id]
-            found.extend(_occurrences(invitation, overrides, policy, horizon, past))
+            if policy.recurrence is RecurrenceMode.SERIES:
+                found.extend(_series(invitation, overrides, policy))
+            else:
+                found.extend(_occurrences(invitation, overrides, policy, horizon, past))
         elif master is None or master.method is Method.CANCEL or invitation.recurrence_id is None:
             key = external_id(invitation.uid, invitation.recurrence_id)
             found.append(Instance(invitation, key))
@@ -155,13 +160,12 @@ def instances(
 
 
 def series_uids(read: ReadMessage) -> set[str]:
-    """UIDs whose stored instances must be reconciled (series updates and cancels)."""
+    """UIDs whose stored occurrences must be reconciled: every whole-event version (a series,
+    a series cancel, or a plain event that replaces a series of the same UID)."""
     return {
         item.uid
         for item in read.objects
-        if isinstance(item, Invitation)
-        and item.recurrence_id is None
-        and (item.rrule or item.method is Method.CANCEL)
+        if isinstance(item, Invitation) and item.recurrence_id is None
     }
 
 
@@ -172,6 +176,9 @@ def _occurrences(
     horizon: timedelta,
     past: timedelta,
 ) -> list[Instance]:
+    refused = recurrence_problem(master)
+    if refused is not None:
+        return [Instance(master, external_id(master.uid, None), skip=refused)]
     anchor = master.dtstamp or _start_instant(master, policy)
     expansion: Expansion = expand(
         master,
@@ -200,6 +207,22 @@ def _occurrences(
         key = external_id(master.uid, occurrence.recurrence_id)
         result.append(Instance(instance, key, series_uid=master.uid))
     return result
+
+
+def _series(master: Invitation, overrides: Sequence[Invitation], policy: Policy) -> list[Instance]:
+    """Series mode: the master with NetSuite's recurrence fields; each moved or changed
+    occurrence is excluded from the series and written as an event of its own
+    (netsuite-rest.md 3d); a cancelled one is only excluded."""
+    key = external_id(master.uid, None)
+    refused = recurrence_problem(master)
+    mapped = refused.detail if refused else series_fields(master, overrides, zone=policy.sync_zone)
+    if isinstance(mapped, str):
+        return [Instance(master, key, skip=Skip(Reason.UNSUPPORTED_RECURRENCE, mapped))]
+    found = [Instance(master, key, fields=tuple(sorted(mapped.fields.items())))]
+    for override in overrides:
+        if override.status != "CANCELLED" and override.method is not Method.CANCEL:
+            found.append(Instance(override, external_id(override.uid, override.recurrence_id)))
+    return found
 
 
 def _start_instant(invitation: Invitation, policy: Policy) -> datetime:
@@ -274,7 +297,7 @@ def _plan_instance(
     judged = _gated(judged, gate, read.envelope, policy)
     matches = match(invitation, read.envelope, answer, policy.matching)
     known = stored.events.get(instance.external_id)
-    judged = _against_series_cancel(judged, instance, stored)
+    judged = _against_whole_event(judged, instance, stored)
     crm_matched = matches.external or policy.matching.allow_internal_only
     decision = plan_action(
         judged,
@@ -282,22 +305,24 @@ def _plan_instance(
         known,
         crm_matched,
         attachments_ignored=read.attachments_ignored,
-        link=lambda body: with_records(body, matches),
+        link=lambda body: {**with_records(body, matches), **dict(instance.fields)},
     )
     if decision.outcome is Outcome.RESPONSE:
         return _plan_response(decision, judged, instance, matches, stored)
     return _with_write(decision, instance, matches, stored)
 
 
-def _against_series_cancel(judged: Judgement, instance: Instance, stored: Stored) -> Judgement:
-    """An occurrence of a series whose newer CANCEL came first is stale."""
+def _against_whole_event(judged: Judgement, instance: Instance, stored: Stored) -> Judgement:
+    """An occurrence is stale when a newer version of the whole event (a plain event, or a
+    series CANCEL remembered before its series) was received earlier."""
     if instance.series_uid is None or judged.skip is not None:
         return judged
-    cancel = stored.events.get(external_id(instance.series_uid, None))
+    whole = stored.events.get(external_id(instance.series_uid, None))
     incoming = revision(instance.invitation.sequence, instance.invitation.dtstamp)
-    if cancel is None or not cancel.cancelled or incoming >= cancel.revision:
+    if whole is None or incoming >= whole.revision:
         return judged
-    detail = "the series was cancelled by a newer CANCEL received earlier"
+    what = "a cancellation of the series" if whole.cancelled else "a newer version of the event"
+    detail = f"{what} (SEQUENCE {whole.revision[0]}) was received earlier"
     return replace(judged, skip=Skip(Reason.STALE, detail))
 
 
