@@ -58,9 +58,9 @@ from mailbot.adapters.netsuite.directory import NetSuiteDirectory  # noqa: E402
 from mailbot.adapters.sqlite_state import SqliteStateStore  # noqa: E402
 from mailbot.app import open_engine, quiet_libraries  # noqa: E402
 from mailbot.core.model import Decision, Invitation  # noqa: E402
-from mailbot.core.pipeline import decide_message  # noqa: E402
+from mailbot.core.pipeline import decide_message, read_message  # noqa: E402
 from mailbot.core.policy import MatchPolicy, Policy  # noqa: E402
-from mailbot.core.sync import addresses_to_look_up, read_message  # noqa: E402
+from mailbot.core.sync import addresses_to_look_up  # noqa: E402
 from mailbot.ports import MessageKey  # noqa: E402
 from mailbot.service import Handled, MailItem, SyncService  # noqa: E402
 from mailbot.settings import Settings  # noqa: E402

@@ -19,12 +19,12 @@ from mailbot.core.crm import DirectoryAnswer
 from mailbot.core.explanation import decision_record
 from mailbot.core.model import Outcome
 from mailbot.core.payload import body_hash, external_id, instant_text
+from mailbot.core.pipeline import ReadMessage, read_message
 from mailbot.core.planner import revision
 from mailbot.core.policy import Policy
 from mailbot.core.sync import (
     Instance,
     Planned,
-    ReadMessage,
     Stored,
     addresses_to_look_up,
     could_write,
@@ -32,7 +32,6 @@ from mailbot.core.sync import (
     known_event,
     plan_message,
     planned_record,
-    read_message,
     series_uids,
 )
 from mailbot.ports import (

@@ -37,18 +37,43 @@ class MessageDecisions:
     notes: tuple[str, ...] = ()
 
 
-def decide_message(raw: bytes, policy: Policy) -> MessageDecisions:
-    """Every decision for one input file (e-mail, bare iCalendar or TNEF)."""
+@dataclass(frozen=True, slots=True)
+class ReadMessage:
+    """A message read by the core, before any look-up."""
+
+    envelope: Envelope
+    objects: tuple[CalendarObject, ...] = ()
+    problem: Skip | None = None
+    attachments_ignored: int = 0
+    notes: tuple[str, ...] = ()
+
+
+def read_message(raw: bytes, policy: Policy) -> ReadMessage:
     scan = scan_file(raw, policy.limits)
     if scan.problem is not None:
-        return _message_skip(scan, scan.problem)
+        return ReadMessage(scan.envelope, (), scan.problem, scan.attachments_ignored, scan.notes)
     objects = calendar_objects(scan, policy)
-    if len(objects) > policy.limits.max_events_per_message:
-        limit = policy.limits.max_events_per_message
-        return _message_skip(scan, Skip(Reason.TOO_LARGE, f"{len(objects)} events > {limit}"))
-    sender_skip = sender_problem(scan.envelope, policy)
-    decisions = tuple(_decide(obj, scan, policy, sender_skip) for obj in objects)
-    return MessageDecisions(scan.envelope, decisions, scan.notes)
+    limit = policy.limits.max_events_per_message
+    problem = (
+        Skip(Reason.TOO_LARGE, f"{len(objects)} events > {limit}") if len(objects) > limit else None
+    )
+    return ReadMessage(
+        scan.envelope,
+        tuple(objects) if problem is None else (),
+        problem,
+        scan.attachments_ignored,
+        scan.notes,
+    )
+
+
+def decide_message(raw: bytes, policy: Policy) -> MessageDecisions:
+    """Every decision for one input file (e-mail, bare iCalendar or TNEF), without state."""
+    read = read_message(raw, policy)
+    if read.problem is not None:
+        return _message_skip(read, read.problem)
+    sender_skip = sender_problem(read.envelope, policy)
+    decisions = tuple(_decide(obj, read, policy, sender_skip) for obj in read.objects)
+    return MessageDecisions(read.envelope, decisions, read.notes)
 
 
 def calendar_objects(scan: MimeScan, policy: Policy) -> list[CalendarObject]:
@@ -85,7 +110,7 @@ def _copy_key(item: CalendarObject) -> tuple[object, ...]:
 
 
 def _decide(
-    item: CalendarObject, scan: MimeScan, policy: Policy, sender_skip: Skip | None
+    item: CalendarObject, read: ReadMessage, policy: Policy, sender_skip: Skip | None
 ) -> Decision:
     if isinstance(item, BrokenComponent):
         return Decision(
@@ -93,19 +118,19 @@ def _decide(
             reason=item.reason,
             detail=item.detail,
             broken=item,
-            attachments_ignored=scan.attachments_ignored,
+            attachments_ignored=read.attachments_ignored,
         )
-    judgement = judge(item, scan.envelope, policy)
+    judgement = judge(item, read.envelope, policy)
     if sender_skip is not None:  # forged mail must not write, whatever else it would do
         judgement = replace(judgement, skip=sender_skip)
-    return plan_action(judgement, policy, attachments_ignored=scan.attachments_ignored)
+    return plan_action(judgement, policy, attachments_ignored=read.attachments_ignored)
 
 
-def _message_skip(scan: MimeScan, skip: Skip) -> MessageDecisions:
+def _message_skip(read: ReadMessage, skip: Skip) -> MessageDecisions:
     decision = Decision(
         outcome=Outcome.SKIP,
         reason=skip.reason,
         detail=skip.detail,
-        attachments_ignored=scan.attachments_ignored,
+        attachments_ignored=read.attachments_ignored,
     )
-    return MessageDecisions(scan.envelope, (decision,), scan.notes)
+    return MessageDecisions(read.envelope, (decision,), read.notes)

@@ -26,7 +26,6 @@ from mailbot.core.matching import (
     matches_record,
     with_records,
 )
-from mailbot.core.mime import scan_file
 from mailbot.core.model import (
     BrokenComponent,
     Decision,
@@ -38,25 +37,12 @@ from mailbot.core.model import (
     Skip,
 )
 from mailbot.core.payload import body_hash, external_id
-from mailbot.core.pipeline import calendar_objects
+from mailbot.core.pipeline import ReadMessage
 from mailbot.core.planner import KnownEvent, plan_action, revision
 from mailbot.core.policy import Policy, RecurrenceMode
 from mailbot.core.recurrence import Expansion, expand
 from mailbot.core.rules import Judgement, judge, recurrence_problem, sender_problem
 from mailbot.core.series import series_fields
-
-CalendarObject = Invitation | BrokenComponent
-
-
-@dataclass(frozen=True, slots=True)
-class ReadMessage:
-    """A message read by the core, before any look-up."""
-
-    envelope: Envelope
-    objects: tuple[CalendarObject, ...] = ()
-    problem: Skip | None = None
-    attachments_ignored: int = 0
-    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,24 +85,6 @@ class Stored:
     events: dict[str, KnownEvent]
     bodies: dict[str, dict[str, Any]]
     series: dict[str, tuple[str, ...]]  # uid -> external ids of its stored instances
-
-
-def read_message(raw: bytes, policy: Policy) -> ReadMessage:
-    scan = scan_file(raw, policy.limits)
-    if scan.problem is not None:
-        return ReadMessage(scan.envelope, (), scan.problem, scan.attachments_ignored, scan.notes)
-    objects = calendar_objects(scan, policy)
-    limit = policy.limits.max_events_per_message
-    problem = (
-        Skip(Reason.TOO_LARGE, f"{len(objects)} events > {limit}") if len(objects) > limit else None
-    )
-    return ReadMessage(
-        scan.envelope,
-        tuple(objects) if problem is None else (),
-        problem,
-        scan.attachments_ignored,
-        scan.notes,
-    )
 
 
 def could_write(read: ReadMessage, policy: Policy) -> bool:
