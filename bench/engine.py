@@ -53,10 +53,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from mailbot.adapters.netsuite import NetSuiteConfig, TokenAuthConfig  # noqa: E402
+from mailbot.adapters.netsuite import NetSuiteConfig  # noqa: E402
 from mailbot.adapters.netsuite.directory import NetSuiteDirectory  # noqa: E402
 from mailbot.adapters.sqlite_state import SqliteStateStore  # noqa: E402
-from mailbot.app import open_engine, quiet_libraries  # noqa: E402
+from mailbot.app import emulator_config, open_engine, quiet_libraries  # noqa: E402
 from mailbot.core.model import Decision, Invitation  # noqa: E402
 from mailbot.core.pipeline import decide_message, read_message  # noqa: E402
 from mailbot.core.policy import MatchPolicy, Policy  # noqa: E402
@@ -353,14 +353,7 @@ def measure(
 
 
 def engine_config(emulator: NetSuiteEmulator) -> NetSuiteConfig:
-    secrets = emulator.credentials
-    auth = TokenAuthConfig(
-        consumer_key=secrets["consumer_key"],
-        consumer_secret=secrets["consumer_secret"],
-        token_id=secrets["token_id"],
-        token_secret=secrets["token_secret"],
-    )
-    return NetSuiteConfig(emulator.account, base_url=emulator.base_url, auth=auth)
+    return emulator_config(emulator)
 
 
 # ----------------------------------------------------------------------------- reporting

@@ -217,6 +217,18 @@ class DemoRun:
     zone_name: str
 
 
+def emulator_config(emulator: Any, **options: Any) -> NetSuiteConfig:
+    """The client's configuration for a running NetSuite emulator (token-based auth)."""
+    credentials = emulator.credentials
+    auth = TokenAuthConfig(
+        consumer_key=credentials["consumer_key"],
+        consumer_secret=credentials["consumer_secret"],
+        token_id=credentials["token_id"],
+        token_secret=credentials["token_secret"],
+    )
+    return NetSuiteConfig(emulator.account, auth=auth, base_url=emulator.base_url, **options)
+
+
 def run_demo(now: datetime) -> DemoRun:
     """The whole job on its embedded defaults: the emulator with demo data, SQLite state in
     a temporary folder, the bundled sample mailbox, through the same engine as production."""
@@ -225,17 +237,7 @@ def run_demo(now: datetime) -> DemoRun:
     data = load_data(None)
     zone_name = str(data.get("timezone") or "UTC")
     with NetSuiteEmulator(data).start() as emulator, tempfile.TemporaryDirectory() as folder:
-        credentials = emulator.credentials
-        config = NetSuiteConfig(
-            emulator.account,
-            auth=TokenAuthConfig(
-                consumer_key=credentials["consumer_key"],
-                consumer_secret=credentials["consumer_secret"],
-                token_id=credentials["token_id"],
-                token_secret=credentials["token_secret"],
-            ),
-            base_url=emulator.base_url,
-        )
+        config = emulator_config(emulator)
         settings = Settings(
             timezone=zone_name,
             state_path=str(Path(folder) / "state.sqlite3"),

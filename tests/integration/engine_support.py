@@ -31,8 +31,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from mailbot.adapters.netsuite.config import NetSuiteConfig, TokenAuthConfig
-from mailbot.app import Engine, open_engine, quiet_libraries
+from mailbot.adapters.netsuite.config import NetSuiteConfig
+from mailbot.app import Engine, emulator_config, open_engine, quiet_libraries
 from mailbot.core.pipeline import decide_message
 from mailbot.core.policy import MatchPolicy, Policy
 from mailbot.ports import MessageKey
@@ -225,18 +225,7 @@ def corpus_account() -> Account:
 
 
 def netsuite_config(emulator: NetSuiteEmulator) -> NetSuiteConfig:
-    credentials = emulator.credentials
-    return NetSuiteConfig(
-        emulator.account,
-        auth=TokenAuthConfig(
-            consumer_key=credentials["consumer_key"],
-            consumer_secret=credentials["consumer_secret"],
-            token_id=credentials["token_id"],
-            token_secret=credentials["token_secret"],
-        ),
-        base_url=emulator.base_url,
-        max_attempts=2,
-    )
+    return emulator_config(emulator, max_attempts=2)
 
 
 def settings_for(state_path: Path) -> Settings:
