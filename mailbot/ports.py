@@ -128,3 +128,36 @@ class RejectedError(PortError):
 
 class FatalError(PortError):
     """Nothing can work until an admin acts (credentials refused): stop."""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedMail:
+    """One message as fetched from a mailbox: what the core needs, and where it lives.
+
+    ``raw`` holds the headers and the calendar parts (a partial fetch rebuilds a message
+    without the other attachments); ``size`` is the whole message's size on the server.
+    """
+
+    key: MessageKey
+    raw: bytes
+    size: int
+    received_at: datetime | None = None
+    ignored_parts: int = 0  # attachments left on the server
+
+
+class Mailbox(Protocol):
+    """The shared mailbox: new messages in, each filed away once its decision is committed."""
+
+    def fetch_new(self, limit: int) -> list[FetchedMail]:
+        """Messages waiting in the watched folder (oldest first, at most ``limit``)."""
+        ...
+
+    def file_away(self, key: MessageKey, outcome: str) -> None:
+        """Move the message to the folder of its outcome (or flag it), after the commit."""
+        ...
+
+    def wait_for_mail(self, timeout: float) -> bool:
+        """Block until new mail may have arrived (IDLE) or the timeout; True when woken."""
+        ...
+
+    def close(self) -> None: ...
