@@ -47,6 +47,7 @@ SECRET_NAMES = {
     "netsuite-token-id": "MAILBOT_NETSUITE_TOKEN_ID",
     "netsuite-token-secret": "MAILBOT_NETSUITE_TOKEN_SECRET",
     "netsuite-oauth2-private-key": "MAILBOT_NETSUITE_OAUTH2_PRIVATE_KEY",
+    "imap-password": "MAILBOT_IMAP_PASSWORD",
 }
 TBA_SECRETS = (
     "netsuite-consumer-key",
@@ -68,6 +69,21 @@ KNOWN_KEYS: dict[str, set[str]] = {
         "allow_internal_only",
     },
     "sync": {"state_path", "horizon_days", "past_days", "recurrence"},
+    "imap": {
+        "host",
+        "port",
+        "username",
+        "folder",
+        "tls",
+        "ca_file",
+        "connect_timeout",
+        "read_timeout",
+        "synced_folder",
+        "skipped_folder",
+        "failed_folder",
+        "mark_with_keywords",
+    },
+    "daemon": {"batch", "max_attempts", "idle_timeout", "metrics_address", "log_json"},
 }
 DEFAULT_STATE_PATH = "/var/lib/mailbot/state.sqlite3"
 
@@ -102,6 +118,33 @@ class NetSuiteSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ImapSettings:
+    """The shared mailbox; the password is the secret ``imap-password``."""
+
+    host: str
+    username: str
+    port: int | None = None
+    folder: str = "INBOX"
+    tls: str = "implicit"  # "implicit" (993), "starttls" (143), "none" (loopback only)
+    ca_file: str | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    synced_folder: str = "Synced"
+    skipped_folder: str = "Skipped"
+    failed_folder: str = "Failed"
+    mark_with_keywords: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonSettings:
+    batch: int = 50
+    max_attempts: int = 5
+    idle_timeout: float = 600.0
+    metrics_address: str | None = "127.0.0.1:9487"
+    log_json: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     source: str | None = None
     timezone: str | None = None
@@ -115,6 +158,8 @@ class Settings:
     horizon_days: int = 180
     past_days: int = 30
     recurrence: str = "auto"  # "auto" (ask NetSuite's schema), "occurrences" or "series"
+    imap: ImapSettings | None = None
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
 
     def policy(self, zone_override: str | None = None) -> Policy:
         zone_name = zone_override or self.timezone or "UTC"
@@ -178,6 +223,8 @@ def settings_from_mapping(data: dict[str, Any], source: str) -> Settings:
     recurrence = sync.get("recurrence", "auto")
     if recurrence not in ("auto", "occurrences", "series"):
         problems.append("sync.recurrence: 'auto', 'occurrences' or 'series'")
+    imap = _imap(data.get("imap", {}), problems) if data.get("imap") else None
+    daemon = _daemon(data.get("daemon", {}), problems)
     if problems:
         raise ConfigurationError(source, problems)
     return Settings(
@@ -193,7 +240,61 @@ def settings_from_mapping(data: dict[str, Any], source: str) -> Settings:
         int(days["horizon_days"]),
         int(days["past_days"]),
         str(recurrence),
+        imap,
+        daemon,
     )
+
+
+def _imap(section: dict[str, Any], problems: list[str]) -> ImapSettings | None:
+    found = len(problems)
+    for key in ("host", "username"):
+        if not isinstance(section.get(key), str) or not section.get(key):
+            problems.append(f"imap.{key}: required")
+    tls = section.get("tls", "implicit")
+    if tls not in ("implicit", "starttls", "none"):
+        problems.append("imap.tls: 'implicit', 'starttls' or 'none'")
+    if tls == "none" and not _is_loopback(str(section.get("host", ""))):
+        problems.append("imap.tls = 'none' is allowed only to a loopback address")
+    port = section.get("port")
+    if port is not None and (
+        isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536
+    ):
+        problems.append("imap.port: a TCP port number")
+    for key in ("folder", "synced_folder", "skipped_folder", "failed_folder", "ca_file"):
+        if key in section and (not isinstance(section[key], str) or not section[key]):
+            problems.append(f"imap.{key}: a non-empty string")
+    for key in ("connect_timeout", "read_timeout"):
+        value = section.get(key, 10.0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            problems.append(f"imap.{key}: seconds, more than 0")
+    if not isinstance(section.get("mark_with_keywords", False), bool):
+        problems.append("imap.mark_with_keywords: true or false")
+    if len(problems) > found:
+        return None
+    known = {k: v for k, v in section.items() if k in ImapSettings.__dataclass_fields__}
+    return ImapSettings(**known)
+
+
+def _daemon(section: dict[str, Any], problems: list[str]) -> DaemonSettings:
+    found = len(problems)
+    for key, low in (("batch", 1), ("max_attempts", 1)):
+        value = section.get(key, low)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            problems.append(f"daemon.{key}: a whole number of at least {low}")
+    idle = section.get("idle_timeout", 600.0)
+    if isinstance(idle, bool) or not isinstance(idle, int | float) or not 1 <= idle <= 1740:
+        problems.append(
+            "daemon.idle_timeout: seconds from 1 to 1740 (IDLE is renewed before 29 min)"
+        )
+    address = section.get("metrics_address", "127.0.0.1:9487")
+    if address is not None and (not isinstance(address, str) or ":" not in address):
+        problems.append("daemon.metrics_address: host:port on loopback, or remove the key")
+    if not isinstance(section.get("log_json", False), bool):
+        problems.append("daemon.log_json: true or false")
+    if len(problems) > found:
+        return DaemonSettings()
+    known = {k: v for k, v in section.items() if k in DaemonSettings.__dataclass_fields__}
+    return DaemonSettings(**known)
 
 
 def _matching(section: dict[str, Any], problems: list[str]) -> MatchPolicy:

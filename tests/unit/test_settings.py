@@ -96,3 +96,24 @@ def test_the_example_configuration_is_valid() -> None:
     example = Path(__file__).parent.parent.parent / "config" / "mailbot.example.toml"
     settings = load_settings(example)
     assert settings.netsuite is not None and settings.timezone == "America/New_York"
+
+
+def test_imap_and_daemon_sections_report_every_problem() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        settings_from_mapping(
+            {
+                "imap": {"host": "imap.example.com", "tls": "none", "port": 0, "password": "x"},
+                "daemon": {"batch": 0, "idle_timeout": 5000},
+            },
+            "test",
+        )
+    problems = "\n".join(raised.value.problems)
+    for expected in (
+        "imap.username",
+        "loopback",
+        "imap.port",
+        "secrets do not belong",
+        "daemon.batch",
+        "daemon.idle_timeout",
+    ):
+        assert expected in problems
