@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean dovecot
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,13 @@ lint: $(STAMP)
 	$(BIN)/mypy mailbot
 	$(BIN)/lint-imports
 
-test: lint
+# The IMAP tests run a private Dovecot 2.3 (scripts/imap-test-server.sh): install it when
+# missing. Checked on every run (cheap), so a machine that lost it gets it back.
+dovecot:
+	@test -x /usr/sbin/dovecot -a -x /usr/lib/dovecot/imap || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y dovecot-imapd)
+
+test: lint dovecot
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

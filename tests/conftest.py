@@ -7,7 +7,7 @@ import pytest
 from mailbot.app import quiet_libraries
 
 FIXTURES = Path(__file__).parent / "fixtures"
-pytest_plugins = ["tests.netsuite_fixtures"]
+pytest_plugins = ["tests.netsuite_fixtures", "tests.imap_fixtures"]
 
 
 @pytest.fixture(scope="session", autouse=True)
