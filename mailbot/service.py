@@ -53,6 +53,7 @@ class MailItem:
     key: MessageKey
     raw: bytes
     received_at: datetime | None = None
+    ignored_parts: int = 0  # attachments a partial fetch left on the server
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +193,7 @@ class SyncService:
             item.key.uid, read.envelope, result.planned.decision, self.policy, read.notes
         )
         record.update(planned_record(result.planned))
+        record["attachments_ignored"] += item.ignored_parts
         record.update(
             netsuite_id=result.netsuite_id,
             written=result.written,
