@@ -27,6 +27,9 @@ lint: $(STAMP)
 dovecot:
 	@test -x /usr/sbin/dovecot -a -x /usr/lib/dovecot/imap || \
 	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y dovecot-imapd)
+	@command -v systemd-analyze >/dev/null || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive \
+	   apt-get install -y --no-install-recommends systemd)
 
 test: lint dovecot
 	$(BIN)/python -m pytest -q

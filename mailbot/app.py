@@ -10,8 +10,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from mailbot.adapters.imap import ImapConfig, ImapMailbox, TlsMode
+from mailbot.adapters.metrics import MetricsServer, PrometheusMetrics, serve_metrics
 from mailbot.adapters.netsuite.calendar import NetSuiteCalendar
 from mailbot.adapters.netsuite.client import NetSuiteClient
 from mailbot.adapters.netsuite.config import (
@@ -20,11 +22,13 @@ from mailbot.adapters.netsuite.config import (
     TokenAuthConfig,
 )
 from mailbot.adapters.netsuite.directory import NetSuiteDirectory
+from mailbot.adapters.notify import SystemdNotifier
 from mailbot.adapters.recording import RecordingCalendar
 from mailbot.adapters.sqlite_state import SqliteStateStore
 from mailbot.core.explanation import decision_record
 from mailbot.core.pipeline import decide_message
 from mailbot.core.policy import MatchPolicy, Policy, RecurrenceMode
+from mailbot.daemon import Daemon
 from mailbot.ports import Calendar, MessageKey
 from mailbot.service import MailItem, SyncService
 from mailbot.settings import ConfigurationError, Settings, read_secrets
@@ -250,3 +254,79 @@ def run_demo(now: datetime) -> DemoRun:
             )
         events = tuple(emulator.records("calendarEvent"))
         return DemoRun(records, events, emulator.base_url, zone_name)
+
+
+# --- the daemon --------------------------------------------------------------------------
+
+
+def open_state(settings: Settings) -> SqliteStateStore:
+    """The state store alone (for status and log: no NetSuite, no mailbox)."""
+    return SqliteStateStore(settings.state_path)
+
+
+def imap_mailbox(
+    settings: Settings, *, read_only: bool, environ: Mapping[str, str] | None = None
+) -> ImapMailbox:
+    """The shared mailbox from the settings and the secret ``imap-password``."""
+    imap = settings.imap
+    if imap is None:
+        raise ConfigurationError(
+            settings.source or "configuration", ["[imap] host, username: required"]
+        )
+    password = read_secrets(("imap-password",), environ)["imap-password"]
+    config = ImapConfig(
+        host=imap.host,
+        port=imap.port or IMAP_PORTS[imap.tls],
+        username=imap.username,
+        folder=imap.folder,
+        tls=cast(TlsMode, imap.tls),  # validated by the settings
+        ca_file=imap.ca_file,
+        connect_timeout=imap.connect_timeout,
+        read_timeout=imap.read_timeout,
+        synced_folder=imap.synced_folder,
+        skipped_folder=imap.skipped_folder,
+        failed_folder=imap.failed_folder,
+        mark_with_keywords=imap.mark_with_keywords,
+        max_message_bytes=settings.limits.max_message_bytes,
+    )
+    return ImapMailbox(config, password=password, read_only=read_only)
+
+
+IMAP_PORTS = {"implicit": 993, "starttls": 143, "none": 143}
+
+
+@dataclass
+class Running:
+    """A wired daemon and everything it holds open."""
+
+    daemon: Daemon
+    engine: Engine
+    mailbox: ImapMailbox
+    metrics_server: MetricsServer | None
+
+    def close(self) -> None:
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+        self.mailbox.close()
+        self.engine.close()
+
+
+def open_daemon(settings: Settings, *, dry_run: bool) -> Running:
+    """The daemon on the real mailbox and NetSuite; in dry-run the mailbox is opened
+    read-only (EXAMINE) and the engine records instead of writing."""
+    config = netsuite_config(settings)
+    engine = open_engine(settings, config, dry_run=dry_run)
+    mailbox = imap_mailbox(settings, read_only=dry_run)
+    metrics = PrometheusMetrics(netsuite_counters=engine.client.counters)
+    address = settings.daemon.metrics_address
+    server = serve_metrics(metrics, address) if address and not dry_run else None
+    daemon = Daemon(
+        mailbox,
+        engine.service,
+        notifier=SystemdNotifier.from_environment(),
+        metrics=metrics,
+        batch=settings.daemon.batch,
+        max_attempts=settings.daemon.max_attempts,
+        idle_timeout=settings.daemon.idle_timeout,
+    )
+    return Running(daemon, engine, mailbox, server)

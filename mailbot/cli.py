@@ -11,8 +11,18 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mailbot import __version__
-from mailbot.app import explain_files, netsuite_config, open_engine, replay_files, run_demo
+from mailbot.app import (
+    explain_files,
+    netsuite_config,
+    open_daemon,
+    open_engine,
+    open_state,
+    replay_files,
+    run_demo,
+)
+from mailbot.logs import configure_logging
 from mailbot.ports import FatalError, TemporaryError
+from mailbot.reports import decision_log_report, status_report
 from mailbot.settings import ConfigurationError, config_path, load_settings
 
 EXIT_OK = 0
@@ -60,6 +70,28 @@ def build_parser() -> argparse.ArgumentParser:
         "sample mailbox through the sync engine (SQLite state in a temporary folder) and show "
         "the decisions and the events NetSuite then holds.",
     )
+    for name, text in (
+        ("run", "watch the shared mailbox and sync invitations (the service)"),
+        ("once", "one pass over the shared mailbox, then exit (for timers)"),
+    ):
+        command = commands.add_parser(name, help=text, description=text)
+        command.add_argument("--config", metavar="FILE", help="configuration file (TOML)")
+        command.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="mailbox opened read-only, nothing written to NetSuite, the state untouched",
+        )
+    status = commands.add_parser("status", help="counts, last run, quarantined messages")
+    status.add_argument("--config", metavar="FILE", help="configuration file (TOML)")
+    status.add_argument("--json", action="store_true")
+    log = commands.add_parser("log", help="query the decision log")
+    log.add_argument("--config", metavar="FILE", help="configuration file (TOML)")
+    log.add_argument("--message-id")
+    log.add_argument("--uid", help="the event's iCalendar UID")
+    log.add_argument("--outcome")
+    log.add_argument("--reason")
+    log.add_argument("--limit", type=int, default=50)
+    log.add_argument("--json", action="store_true")
     sim = commands.add_parser("sim", help="emulators for tests, the demo and benchmarks")
     emulators = sim.add_subparsers(dest="emulator", required=True, metavar="EMULATOR")
     netsuite = emulators.add_parser(
@@ -83,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _demo(sys.stdout)
     if args.command == "replay":
         return _replay(args, sys.stdout)
+    if args.command in ("run", "once"):
+        return _daemon(args)
+    if args.command in ("status", "log"):
+        return _report(args, sys.stdout)
     return _explain_command(parser, args)
 
 
@@ -112,6 +148,49 @@ def _replay(args: argparse.Namespace, out: TextIO) -> int:
     if not args.json:
         out.write(render_table(rows, settings.policy().sync_zone_name, engine_columns=True))
     return status
+
+
+def _daemon(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(config_path(args.config))
+        running = open_daemon(settings, dry_run=args.dry_run)
+    except ConfigurationError as error:
+        _print_problems(error)
+        return EXIT_CONFIG
+    except FatalError as error:
+        print(f"mailbot: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(json=settings.daemon.log_json)
+    try:
+        return running.daemon.once() if args.command == "once" else running.daemon.run_forever()
+    finally:
+        running.close()
+
+
+def _report(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        settings = load_settings(config_path(args.config))
+    except ConfigurationError as error:
+        _print_problems(error)
+        return EXIT_CONFIG
+    with open_state(settings) as state:
+        if args.command == "status":
+            out.write(
+                status_report(state, max_attempts=settings.daemon.max_attempts, as_json=args.json)
+            )
+        else:
+            out.write(
+                decision_log_report(
+                    state,
+                    message_id=args.message_id,
+                    uid=args.uid,
+                    outcome=args.outcome,
+                    reason=args.reason,
+                    limit=args.limit,
+                    as_json=args.json,
+                )
+            )
+    return EXIT_OK
 
 
 def _emit(

@@ -1,0 +1,91 @@
+"""`mailbot once` and `mailbot status`/`log` as an admin runs them: a real Dovecot, the
+NetSuite emulator, real SQLite, real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailbot.sim.netsuite import NetSuiteEmulator, load_data
+
+SAMPLES = Path(__file__).parent.parent.parent / "mailbot" / "samples" / "demo" / "cur"
+SYNC_MAILBOX = "crm-sync@lakeside-instruments.example.com"
+
+
+@pytest.fixture
+def demo_account() -> Iterator[NetSuiteEmulator]:
+    with NetSuiteEmulator(load_data(None)).start() as emulator:
+        yield emulator
+
+
+def _config(tmp_path: Path, emulator: NetSuiteEmulator, account: object) -> Path:
+    config = tmp_path / "mailbot.toml"
+    config.write_text(
+        f'[netsuite]\ntimezone = "Europe/Berlin"\naccount = "{emulator.account}"\n'
+        f'base_url = "{emulator.base_url}"\n'
+        f'[matching]\nmailbox_addresses = ["{SYNC_MAILBOX}"]\n'
+        f'[sync]\nstate_path = "{tmp_path / "state.sqlite3"}"\n'
+        f'[imap]\nhost = "{account.host}"\nport = {account.port}\n'  # type: ignore[attr-defined]
+        f'username = "{account.username}"\ntls = "starttls"\n'  # type: ignore[attr-defined]
+        f'ca_file = "{account.ca_file}"\n'  # type: ignore[attr-defined]
+        "[daemon]\nlog_json = true\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+def _env(emulator: NetSuiteEmulator, account: object) -> dict[str, str]:
+    credentials = emulator.credentials
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "MAILBOT_NETSUITE_CONSUMER_KEY": credentials["consumer_key"],
+        "MAILBOT_NETSUITE_CONSUMER_SECRET": credentials["consumer_secret"],
+        "MAILBOT_NETSUITE_TOKEN_ID": credentials["token_id"],
+        "MAILBOT_NETSUITE_TOKEN_SECRET": credentials["token_secret"],
+        "MAILBOT_IMAP_PASSWORD": account.password,  # type: ignore[attr-defined]
+    }
+
+
+def _mailbot(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mailbot", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_once_syncs_the_mailbox_files_every_message_and_reports(
+    tmp_path: Path, demo_account: NetSuiteEmulator, imap_account: object
+) -> None:
+    for path in sorted(SAMPLES.glob("*.eml")):
+        imap_account.append("INBOX", path.read_bytes())  # type: ignore[attr-defined]
+    config = _config(tmp_path, demo_account, imap_account)
+    env = _env(demo_account, imap_account)
+    dry = _mailbot("once", "--dry-run", "--config", str(config), env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert demo_account.records("calendarEvent") == []
+    assert len(imap_account.folder_uids("INBOX")) == 10  # type: ignore[attr-defined]
+
+    result = _mailbot("once", "--config", str(config), env=env)
+    assert result.returncode == 0, result.stderr
+    assert len(demo_account.records("calendarEvent")) == 6
+    assert imap_account.folder_uids("INBOX") == []  # type: ignore[attr-defined]
+    assert len(imap_account.folder_uids("Synced")) == 7  # type: ignore[attr-defined]
+    assert len(imap_account.folder_uids("Skipped")) == 3  # type: ignore[attr-defined]
+    assert demo_account.credentials["token_secret"] not in result.stderr
+    assert imap_account.password not in result.stderr  # type: ignore[attr-defined]
+
+    status = _mailbot("status", "--json", "--config", str(config), env=env)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)
+    log = _mailbot("log", "--reason", "unauthorized_sender", "--config", str(config), env=env)
+    assert log.returncode == 0 and "unauthorized_sender" in log.stdout
