@@ -49,8 +49,7 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any, Final, Protocol
 
-from mailbot.core.pipeline import ReadMessage, read_message
-from mailbot.core.sync import addresses_to_look_up, could_write
+from mailbot.core.pipeline import ReadMessage
 from mailbot.ports import FatalError, FetchedMail, Mailbox, MessageKey, PortError
 from mailbot.service import Handled, MailItem, SyncService
 
@@ -391,27 +390,11 @@ class Daemon:
         addresses of them all (``SyncService.handle_batch`` does the same for one batch;
         the daemon hands each read to ``SyncService.handle`` so it can stop in between)."""
         self._phase = LOOKING_UP
-        service = self.service
-        reads: dict[MessageKey, ReadMessage] = {}
-        addresses: set[str] = set()
-        for mail in mails:
-            seen = service.state.processed(mail.key)
-            if seen is not None and seen.outcome != "failed":
-                continue
-            try:
-                read = read_message(mail.raw, service.policy)
-            except Exception:  # noqa: BLE001, S112 - read again, and blamed, when handled
-                continue
-            reads[mail.key] = read
-            if could_write(read, service.policy):
-                addresses |= addresses_to_look_up(read)
-        if addresses:
-            service.directory.lookup(addresses)
-        return reads
+        return self.service.prepare([_item(mail) for mail in mails])
 
     def _handle(self, mail: FetchedMail, read: ReadMessage | None) -> None:
         self._phase = HANDLING
-        item = MailItem(mail.key, mail.raw, mail.received_at)
+        item = _item(mail)
         try:
             handled = self.service.handle(item, self._clock(), read)
         except FatalError:
@@ -624,3 +607,7 @@ def _summary(error: BaseException) -> str:
 
 def _moment(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _item(mail: FetchedMail) -> MailItem:
+    return MailItem(mail.key, mail.raw, mail.received_at, ignored_parts=mail.ignored_parts)

@@ -98,13 +98,26 @@ class SyncService:
         Messages are still planned one after the other, each against the state the previous
         one left, so a batch holding an invitation and its update is handled correctly.
         """
-        reads = [(item, self._read(item)) for item in items]
+        reads = self.prepare(items)
+        return [self.handle(item, now, reads.get(item.key)) for item in items]
+
+    def prepare(self, items: Sequence[MailItem]) -> dict[MessageKey, ReadMessage]:
+        """Each message not processed yet, read by the core, and one directory look-up for
+        the addresses of them all (it fills the directory's cache for the batch)."""
+        reads: dict[MessageKey, ReadMessage] = {}
+        for item in items:
+            try:
+                read = self._read(item)
+            except Exception:  # noqa: BLE001, S112 - read again, and blamed, when handled
+                continue
+            if read is not None:
+                reads[item.key] = read
         addresses = set().union(
-            *(addresses_to_look_up(read) for _, read in reads if read and self._worth_asking(read))
+            *(addresses_to_look_up(read) for read in reads.values() if self._worth_asking(read))
         )
         if addresses:
-            self.directory.lookup(addresses)  # fills the directory's cache for the batch
-        return [self.handle(item, now, read) for item, read in reads]
+            self.directory.lookup(addresses)
+        return reads
 
     def handle(self, item: MailItem, now: datetime, read: ReadMessage | None = None) -> Handled:
         digest = hashlib.sha256(item.raw).hexdigest()
