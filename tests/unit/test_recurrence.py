@@ -61,15 +61,7 @@ def _series(
 def _override(
     recurrence_id: datetime | date, start: datetime | date, end: datetime | date, **extra: object
 ) -> Invitation:
-    return Invitation(
-        method=Method.REQUEST,
-        uid="series",
-        start=start,
-        end=end,
-        all_day=not isinstance(start, datetime),
-        recurrence_id=recurrence_id,
-        **extra,  # type: ignore[arg-type]
-    )
+    return _series(start, end, None, recurrence_id=recurrence_id, **extra)
 
 
 def _run(
