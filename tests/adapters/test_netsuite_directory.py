@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -16,8 +17,8 @@ from mailbot.adapters.netsuite import (
 from mailbot.adapters.netsuite.calendar import NetSuiteCalendar
 from mailbot.adapters.netsuite.directory import NetSuiteDirectory
 from mailbot.core.crm import Company, Contact, Employee, Opportunity, Stage
-from mailbot.ports import RejectedError
-from mailbot.sim.netsuite import NetSuiteEmulator
+from mailbot.ports import FatalError, RejectedError, TemporaryError
+from mailbot.sim.netsuite import FaultPlan, NetSuiteEmulator
 from tests.netsuite_fixtures import small_test_data
 
 SUITEQL_PATH = "/services/rest/query/v1/suiteql"
@@ -194,6 +195,18 @@ def test_a_contacts_company_brings_its_open_opportunities_only(
             Opportunity("302", "101", "Service renewal", "B", date(2026, 9, 30)),
         )
     }  # 303 (won) and 305 (lost) are closed
+
+
+def test_look_up_errors_leave_as_the_ports_errors(emulator: NetSuiteEmulator) -> None:
+    emulator.set_faults(FaultPlan(error_rate=1.0, error_statuses=(503,)))
+    unavailable = NetSuiteClient(replace(token_config(emulator), max_attempts=2))
+    with unavailable, pytest.raises(TemporaryError, match="unavailable"):
+        NetSuiteDirectory(unavailable).lookup([CARLA])
+    emulator.set_faults(FaultPlan())
+    refused = token_config(emulator)
+    wrong = replace(refused, auth=replace(refused.auth, token_secret="not-the-secret"))  # noqa: S106
+    with NetSuiteClient(wrong) as client, pytest.raises(FatalError, match="credentials"):
+        NetSuiteDirectory(client).lookup([CARLA])
 
 
 def test_inactive_companies_and_contacts_are_not_returned(directory: NetSuiteDirectory) -> None:

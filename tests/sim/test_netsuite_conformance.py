@@ -22,6 +22,7 @@ from mailbot.sim.netsuite import (
     demo_oauth2_private_key,
     load_data,
 )
+from mailbot.sim.netsuite.faults import FaultInjector
 from tests.netsuite_fixtures import OAuth2TestClient, make_oauth2_client, small_test_data
 
 LOGIN_AUDIT_TRAIL = "Login Audit Trail"
@@ -169,7 +170,7 @@ def _stale_timestamp() -> dict[str, Any]:
         ({"signature_method": "HMAC-SHA1"}, "UnknownAlgorithm"),
         ({"nonce": "abc12"}, "InvalidNonce"),
         (_stale_timestamp(), "InvalidTimestamp"),
-        ({"timestamp": str(int(time.time()) + 6 * 60)}, "InvalidTimestamp"),
+        ({"timestamp": str(int(time.time()) + 60 * 60)}, "InvalidTimestamp"),  # collected early
     ],
     ids=[
         "consumer-secret",
@@ -1015,6 +1016,48 @@ def test_reset_closes_the_connection_without_an_answer(
     assert ok.status_code == 200
     log = netsuite_emulator.request_log()
     assert [(entry.status, entry.fault) for entry in log] == [(None, "reset"), (200, None)]
+
+
+def test_a_stalled_write_is_carried_out_though_its_answer_comes_too_late(
+    netsuite_emulator: NetSuiteEmulator,
+) -> None:
+    netsuite_emulator.set_faults(FaultPlan(stall_rate=1.0, stall_seconds=1.0))
+    with pytest.raises(requests.ReadTimeout):
+        requests.put(
+            record_url(netsuite_emulator, "calendarEvent/eid:mailbot-stalled"),
+            json=meeting(),
+            auth=tba(netsuite_emulator),
+            timeout=(5, 0.3),
+        )
+    written = [e["externalId"] for e in netsuite_emulator.records("calendarEvent")]
+    assert written == ["mailbot-stalled"]  # done before the answer was held back
+    deadline = time.monotonic() + 10
+    while not netsuite_emulator.request_log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (entry,) = netsuite_emulator.request_log()
+    assert (entry.method, entry.status, entry.fault) == ("PUT", 204, "stall")
+    assert entry.duration_ms >= 1000
+    netsuite_emulator.set_faults(FaultPlan())
+    ok = requests.get(
+        record_url(netsuite_emulator, "employee/2"), auth=tba(netsuite_emulator), timeout=10
+    )
+    assert ok.status_code == 200
+
+
+def test_latency_jitter_draws_a_wait_for_each_request(netsuite_emulator: NetSuiteEmulator) -> None:
+    plan = FaultPlan(latency_ms=20, latency_jitter_ms=200, seed=3)
+    netsuite_emulator.set_faults(plan)
+    for _ in range(4):
+        response = requests.get(
+            record_url(netsuite_emulator, "employee/2"), auth=tba(netsuite_emulator), timeout=10
+        )
+        assert response.status_code == 200
+    assert all(entry.duration_ms >= 20 for entry in netsuite_emulator.request_log())
+    injector = FaultInjector()
+    injector.set_plan(plan)
+    waits = [injector.decide().latency_s for _ in range(50)]
+    assert all(0.020 <= wait <= 0.220 for wait in waits)
+    assert max(waits) - min(waits) > 0.1  # spread over the range, not one fixed wait
 
 
 def test_the_request_log_records_requests_without_secrets(

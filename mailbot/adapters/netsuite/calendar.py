@@ -6,26 +6,19 @@ event or updates the one with that external id, netsuite-rest.md section 4) and 
 sent with ``?replace=attendee``, so the list written is the whole list (NetSuite otherwise
 merges sublists); a body without one leaves the attendees as they are.
 
-The client's typed errors are translated here into the port's: a refused write
-(``NetSuiteRequestError``, 4xx) is ``RejectedError`` (this message fails), a transient one
-(429, 5xx, timeouts) ``TemporaryError`` (try again later), refused credentials
-``FatalError`` (nothing works until an admin acts).
+The client's typed errors leave as the port's (``translation.translated_errors``): a refused
+write (4xx) is ``RejectedError`` (this message fails), a transient one (429, 5xx, timeouts)
+``TemporaryError`` (try again later), refused credentials ``FatalError`` (nothing works until
+an admin acts).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 from mailbot.adapters.netsuite.client import NetSuiteClient, checked_external_id
-from mailbot.adapters.netsuite.errors import (
-    NetSuiteAuthenticationError,
-    NetSuiteError,
-    NetSuiteRequestError,
-    NetSuiteTransientError,
-)
-from mailbot.ports import FatalError, RejectedError, TemporaryError
+from mailbot.adapters.netsuite.translation import translated_errors
 
 ATTENDEES = "attendee"
 
@@ -64,25 +57,3 @@ class NetSuiteCalendar:
 def replaced_sublists(body: Mapping[str, Any]) -> tuple[str, ...]:
     """The sublists to replace as a whole: the attendees, when the body lists them."""
     return (ATTENDEES,) if ATTENDEES in body else ()
-
-
-@contextmanager
-def translated_errors() -> Iterator[None]:
-    """NetSuite's errors as the port's, grouped by what the service does next."""
-    try:
-        yield
-    except NetSuiteAuthenticationError as error:
-        raise FatalError(f"NetSuite refused the credentials: {_describe(error)}") from error
-    except NetSuiteTransientError as error:
-        raise TemporaryError(f"NetSuite is unavailable: {_describe(error)}") from error
-    except NetSuiteRequestError as error:
-        raise RejectedError(f"NetSuite refused the write: {_describe(error)}") from error
-    except NetSuiteError as error:
-        raise TemporaryError(f"NetSuite answered unexpectedly: {_describe(error)}") from error
-
-
-def _describe(error: NetSuiteError) -> str:
-    parts = [str(error.status or ""), error.code or "", error.detail or str(error)]
-    if error.error_path:
-        parts.append(f"at {error.error_path}")
-    return " ".join(part for part in parts if part)

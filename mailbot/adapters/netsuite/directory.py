@@ -34,6 +34,7 @@ from datetime import date
 from typing import Any, TypeVar
 
 from mailbot.adapters.netsuite.client import NetSuiteClient
+from mailbot.adapters.netsuite.translation import translated_errors
 from mailbot.core.crm import Company, Contact, DirectoryAnswer, Employee, Opportunity, Stage
 
 LOG = logging.getLogger("mailbot.netsuite.directory")
@@ -139,7 +140,15 @@ class NetSuiteDirectory:
     def lookup(self, addresses: Collection[str]) -> DirectoryAnswer:
         """Employees, contacts and companies of these addresses, and the open opportunities
         of the companies found. Keys are the addresses lower-cased; opportunities are keyed
-        by company id, and only companies with at least one open opportunity appear."""
+        by company id, and only companies with at least one open opportunity appear.
+
+        NetSuite's errors leave as the port's (``translated_errors``): a 403 is fatal (the
+        role may not read a record type), another refusal ``RejectedError``.
+        """
+        with translated_errors("the CRM look-up", forbidden_is_fatal=True):
+            return self._lookup(addresses)
+
+    def _lookup(self, addresses: Collection[str]) -> DirectoryAnswer:
         wanted = normalised(addresses)
         now = self._clock()
         with self._lock:
