@@ -1044,6 +1044,29 @@ def test_a_stalled_write_is_carried_out_though_its_answer_comes_too_late(
     assert ok.status_code == 200
 
 
+def test_a_fault_script_gives_each_fault_in_turn_then_the_rates(
+    netsuite_emulator: NetSuiteEmulator,
+) -> None:
+    netsuite_emulator.set_faults(FaultPlan(script=("reset", 503, None, "stall"), stall_seconds=1))
+    url = record_url(netsuite_emulator, "employee/2")
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url, auth=tba(netsuite_emulator), timeout=10)
+    netsuite_error(
+        requests.get(url, auth=tba(netsuite_emulator), timeout=10), 503, "UNEXPECTED_ERROR"
+    )
+    assert requests.get(url, auth=tba(netsuite_emulator), timeout=10).status_code == 200
+    with pytest.raises(requests.ReadTimeout):
+        requests.get(url, auth=tba(netsuite_emulator), timeout=(5, 0.3))
+    assert requests.get(url, auth=tba(netsuite_emulator), timeout=10).status_code == 200
+    deadline = time.monotonic() + 10
+    while len(netsuite_emulator.request_log()) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    faults = sorted(str(entry.fault) for entry in netsuite_emulator.request_log())
+    assert faults == ["None", "None", "error", "reset", "stall"]
+    with pytest.raises(ValueError, match="script"):
+        FaultPlan(script=("teapot",))
+
+
 def test_latency_jitter_draws_a_wait_for_each_request(netsuite_emulator: NetSuiteEmulator) -> None:
     plan = FaultPlan(latency_ms=20, latency_jitter_ms=200, seed=3)
     netsuite_emulator.set_faults(plan)

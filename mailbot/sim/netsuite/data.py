@@ -11,11 +11,20 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from mailbot.sim.netsuite.schema import (
+    CALENDAR_EVENT_FIELDS,
+    CUSTOM_FIELD_TYPES,
+    RECURRENCE_FIELDS,
+    Field,
+    custom_field,
+)
+
 CREDENTIAL_KEYS = ("account", "consumer_key", "consumer_secret", "token_id", "token_secret")
 STAGES = ("CUSTOMER", "LEAD", "PROSPECT")
 OPPORTUNITY_STATUSES = ("A", "B", "C", "D")
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9]+(_[A-Za-z0-9]+)?$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+CUSTOM_EVENT_FIELD_ID = re.compile(r"^custevent[a-z0-9_]+$")
 DEFAULT_CUSTOMER_STATUSES: tuple[dict[str, Any], ...] = (
     {"id": 6, "name": "LEAD-Unqualified", "stage": "LEAD"},
     {"id": 7, "name": "LEAD-Qualified", "stage": "LEAD"},
@@ -70,6 +79,7 @@ def check_data(data: Any, source: str = "data") -> None:
     problems += _oauth2_problems(data.get("oauth2"))
     problems += _record_problems(data)
     problems += _setting_problems(data)
+    problems += _custom_field_problems(data.get("custom_fields", []))
     if problems:
         raise DataError(source, problems)
 
@@ -92,6 +102,44 @@ def integration_user(data: dict[str, Any]) -> int | None:
         return int(data["integration_user"])
     employees = data.get("employees") or []
     return int(employees[0]["id"]) if employees else None
+
+
+def custom_event_fields(data: dict[str, Any]) -> tuple[Field, ...]:
+    """The account's custom calendarEvent fields (``custom_fields``), in the file's order."""
+    return tuple(
+        custom_field(
+            entry["id"],
+            entry.get("label") or entry["id"],
+            entry.get("type", "string"),
+            required=bool(entry.get("required", False)),
+        )
+        for entry in data.get("custom_fields", [])
+    )
+
+
+def _custom_field_problems(entries: Any) -> list[str]:
+    if not isinstance(entries, list):
+        return ["custom_fields: must be a list"]
+    standard = {spec.name for spec in CALENDAR_EVENT_FIELDS + RECURRENCE_FIELDS}
+    problems, seen = [], set()
+    for index, entry in enumerate(entries):
+        where = f"custom_fields[{index}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: not an object")
+            continue
+        name = entry.get("id")
+        if not isinstance(name, str) or not CUSTOM_EVENT_FIELD_ID.match(name):
+            problems.append(f"{where}.id: a custom event field ID such as custevent_region")
+        elif name in seen or name in standard:
+            problems.append(f"{where}.id: {name} is already a field")
+        seen.add(name)
+        if not isinstance(entry.get("label", ""), str):
+            problems.append(f"{where}.label: must be a string")
+        if entry.get("type", "string") not in CUSTOM_FIELD_TYPES:
+            problems.append(f"{where}.type: one of {', '.join(CUSTOM_FIELD_TYPES)}")
+        if not isinstance(entry.get("required", False), bool):
+            problems.append(f"{where}.required: true or false")
+    return problems
 
 
 def _setting_problems(data: dict[str, Any]) -> list[str]:

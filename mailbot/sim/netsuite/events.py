@@ -307,6 +307,17 @@ class CalendarEvents:
 
     # Internals: new and saved events
 
+    def _check_required(self, event: dict[str, Any]) -> None:
+        """A field the account requires (a custom one, say) must have a value once saved."""
+        for name, spec in self._fields.items():
+            if spec.required and event.get(name) in (None, ""):
+                raise ApiError(
+                    400,
+                    "INVALID_CONTENT",
+                    f"Please enter value(s) for: {spec.label}",
+                    where={"o:errorPath": name},
+                )
+
     def _new_event(self, changes: dict[str, Any], options: WriteOptions) -> dict[str, Any]:
         event: dict[str, Any] = dict(CREATE_DEFAULTS)
         if self._owner_id is not None:
@@ -321,6 +332,7 @@ class CalendarEvents:
 
     def _save(self, event: dict[str, Any]) -> int:
         check_event(event)
+        self._check_required(event)
         now = datetime.fromtimestamp(self._clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
         def build(event_id: int) -> dict[str, Any]:

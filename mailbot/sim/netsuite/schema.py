@@ -58,12 +58,14 @@ class Field:
     enum: dict[str, str] = field(default_factory=dict)
     target: str = ""  # REF: the record type referenced
     read_only: bool = False
+    required: bool = False  # a saved event must have a value (listed in the schema's "required")
+    custom: bool = False  # a custom field of the account (``custevent...``)
 
 
 CALENDAR_EVENT_FIELDS: tuple[Field, ...] = (
     Field("id", STRING, "Internal ID", read_only=True),
     Field("externalId", STRING, "External ID"),
-    Field("title", STRING, "Event Title"),
+    Field("title", STRING, "Event Title", required=True),
     Field("startDate", DATE, "Date"),
     Field("startTime", TIME, "Start Time"),
     Field("endTime", TIME, "End Time"),
@@ -135,30 +137,52 @@ ENTITY_SCHEMAS: dict[str, tuple[str, ...]] = {
 }
 
 
-def calendar_event_fields(recurrence_fields: bool) -> dict[str, Field]:
+# The types a custom event field can have in the data file, and the kind each is kept as.
+CUSTOM_FIELD_TYPES = {"string": STRING, "boolean": BOOLEAN, "integer": INTEGER, "date": DATE}
+
+
+def custom_field(name: str, label: str, field_type: str, *, required: bool) -> Field:
+    """A custom field of the account's calendarEvent (``custevent...``), as the data file says."""
+    return Field(name, CUSTOM_FIELD_TYPES[field_type], label, required=required, custom=True)
+
+
+def calendar_event_fields(
+    recurrence_fields: bool, custom_fields: tuple[Field, ...] = ()
+) -> dict[str, Field]:
     fields = CALENDAR_EVENT_FIELDS + (RECURRENCE_FIELDS if recurrence_fields else ())
-    return {spec.name: spec for spec in fields}
+    return {spec.name: spec for spec in fields + custom_fields}
 
 
 def record_types() -> tuple[str, ...]:
     return ("calendarEvent", *ENTITY_SCHEMAS)
 
 
-def json_schema(record_type: str, recurrence_fields: bool) -> dict[str, Any]:
-    """The ``application/schema+json`` answer of the metadata catalog for one record type."""
+def json_schema(
+    record_type: str, recurrence_fields: bool, custom_fields: tuple[Field, ...] = ()
+) -> dict[str, Any]:
+    """The ``application/schema+json`` answer of the metadata catalog for one record type.
+
+    Custom fields carry ``x-ns-custom-field``; the fields a saved event must have are named
+    in the JSON Schema ``required`` list.
+    """
+    required: list[str] = []
     if record_type == "calendarEvent":
-        fields = calendar_event_fields(recurrence_fields)
+        fields = calendar_event_fields(recurrence_fields, custom_fields)
         properties = {name: _property(spec) for name, spec in fields.items()}
+        required = [name for name, spec in fields.items() if spec.required]
     else:
         properties = {
             name: {"type": "string", "title": name} for name in ENTITY_SCHEMAS[record_type]
         }
-    return {
+    schema: dict[str, Any] = {
         "$schema": "https://json-schema.org/draft-06/schema#",
         "type": "object",
         "title": record_type,
         "properties": properties,
     }
+    if required:
+        schema["required"] = required
+    return schema
 
 
 def _property(spec: Field) -> dict[str, Any]:
@@ -166,6 +190,8 @@ def _property(spec: Field) -> dict[str, Any]:
     schema.update(_type_of(spec))
     if spec.read_only:
         schema["readOnly"] = True
+    if spec.custom:
+        schema["x-ns-custom-field"] = True
     if spec.kind != SUBLIST:
         schema["nullable"] = True
     return schema

@@ -113,6 +113,12 @@ class _Handler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return self.server_version
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header, from the account's clock (which a test may set off)."""
+        return super().date_time_string(
+            self.server.service.clock() if timestamp is None else timestamp
+        )
+
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: the service logs one line per request, without headers."""
 

@@ -10,12 +10,17 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from mailbot.sim.netsuite import suiteql
-from mailbot.sim.netsuite.data import CREDENTIAL_KEYS, integration_user, oauth2_clients
+from mailbot.sim.netsuite.data import (
+    CREDENTIAL_KEYS,
+    custom_event_fields,
+    integration_user,
+    oauth2_clients,
+)
 from mailbot.sim.netsuite.errors import (
     ApiError,
     LoginRefusedError,
@@ -125,6 +130,8 @@ class NetSuiteService:
         self, data: dict[str, Any], settings: Settings, clock: Callable[[], float]
     ) -> None:
         self.settings = settings
+        self.clock = clock  # also the time of the answers' Date header
+        self.custom_fields = custom_event_fields(data)
         self.store = Store()
         self.store.seed(data)
         credentials = data["credentials"]
@@ -137,7 +144,7 @@ class NetSuiteService:
             self.oauth2.register(client["client_id"], client["certificate_id"], pem.encode())
         self.events = CalendarEvents(
             self.store,
-            calendar_event_fields(settings.recurrence_fields),
+            calendar_event_fields(settings.recurrence_fields, self.custom_fields),
             clock,
             integration_user(data),
             str(data.get("timezone", "America/Los_Angeles")),
@@ -161,7 +168,11 @@ class NetSuiteService:
                 return _error(
                     _injected(decision.error_status, decision.retry_after_seconds), "error"
                 )
-            return self._answer(request)
+            answer = self._answer(request)
+            if decision.stall_s:  # carried out, but the answer comes after the client gave up
+                time.sleep(decision.stall_s)
+                return replace(answer, fault="stall")
+            return answer
         finally:
             self.gate.leave()
 
@@ -303,7 +314,7 @@ class NetSuiteService:
         record_type = names.get(parts[0].lower())
         if record_type is None or len(parts) > 1:
             raise invalid_request(f"Unknown record type '{parts[0]}'.", errorUrl=request.path)
-        schema = json_schema(record_type, self.settings.recurrence_fields)
+        schema = json_schema(record_type, self.settings.recurrence_fields, self.custom_fields)
         if "application/swagger+json" in (request.header("Accept") or ""):
             document = {
                 "openapi": "3.0.1",
