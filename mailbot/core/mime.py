@@ -19,6 +19,7 @@ from typing import Any
 
 import mailparser
 
+from mailbot.core.bounds import header_section, message_problem
 from mailbot.core.model import CalendarPart, Envelope, MimeScan, Reason, Skip
 from mailbot.core.policy import Limits
 from mailbot.core.tnef import looks_like_tnef, read_tnef
@@ -68,10 +69,9 @@ def scan_file(raw: bytes, limits: Limits) -> MimeScan:
 
 def scan_message(raw: bytes, limits: Limits) -> MimeScan:
     """An RFC 5322 message: its envelope and every calendar part, at any depth."""
-    if len(raw) > limits.max_message_bytes:
-        return _too_large(
-            read_envelope_headers(raw), f"{len(raw)} bytes > {limits.max_message_bytes}"
-        )
+    problem = message_problem(raw, limits)
+    if problem is not None:
+        return _too_large(_envelope_if_safe(raw, limits), problem)
     parsed = _parse_with_mailparser(raw)
     envelope = _envelope(parsed, raw)
     walk = _Walk(limits)
@@ -121,10 +121,13 @@ class _StdlibOnly:
         self.defects: list[Any] = [{"MailParserFailure": ["mail-parser could not parse"]}]
 
 
-def read_envelope_headers(raw: bytes) -> Envelope:
-    """Only the headers (cheap), for messages too large to parse whole."""
-    headers = email.message_from_bytes(raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0])
-    return _envelope(_StdlibOnly(headers), raw)
+def _envelope_if_safe(raw: bytes, limits: Limits) -> Envelope:
+    """The envelope of a message too large to parse whole, read from its header section
+    alone when that is small enough (it names the sender in the decision log)."""
+    section = header_section(raw, limits)
+    if section is None:
+        return Envelope()
+    return _envelope(_StdlibOnly(email.message_from_bytes(section)), raw)
 
 
 def _envelope(parsed: Any, raw: bytes) -> Envelope:
@@ -146,7 +149,7 @@ def _envelope(parsed: Any, raw: bytes) -> Envelope:
 
 
 def _first_address(values: list[Any]) -> tuple[str, str | None]:
-    for name, address in email.utils.getaddresses([str(value) for value in values]):
+    for name, address in _parsed_addresses(values):
         normalized = normalize_address(address)
         if normalized:
             return _decode_words(name), normalized
@@ -154,8 +157,17 @@ def _first_address(values: list[Any]) -> tuple[str, str | None]:
 
 
 def _addresses(values: list[Any]) -> tuple[str, ...]:
-    found = email.utils.getaddresses([str(value) for value in values])
+    found = _parsed_addresses(values)
     return tuple(a for a in (normalize_address(address) for _, address in found) if a)
+
+
+def _parsed_addresses(values: list[Any]) -> list[tuple[str, str]]:
+    """(name, address) pairs; none from a header the parser cannot get through (it recurses
+    once per nested comment, so a thousand "(" exhaust the stack)."""
+    try:
+        return email.utils.getaddresses([str(value) for value in values])
+    except RecursionError:
+        return []
 
 
 def normalize_address(value: str | None) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from mailbot.core.bounds import CalendarSize, calendar_problem, calendar_size
 from mailbot.core.ical import read_part
 from mailbot.core.mime import scan_file
 from mailbot.core.model import (
@@ -50,6 +51,8 @@ class ReadMessage:
 
 def read_message(raw: bytes, policy: Policy) -> ReadMessage:
     scan = scan_file(raw, policy.limits)
+    if scan.problem is None:
+        scan = replace(scan, problem=_oversized_part(scan, policy))
     if scan.problem is not None:
         return ReadMessage(scan.envelope, (), scan.problem, scan.attachments_ignored, scan.notes)
     objects = calendar_objects(scan, policy)
@@ -66,9 +69,26 @@ def read_message(raw: bytes, policy: Policy) -> ReadMessage:
     )
 
 
+def _oversized_part(scan: MimeScan, policy: Policy) -> Skip | None:
+    """The calendar part at which the message's calendar data goes over a limit, found
+    before icalendar spends time on it."""
+    so_far = CalendarSize()
+    for part in scan.parts:
+        size = calendar_size(part.data)
+        so_far += size
+        problem = calendar_problem(size, so_far, policy.limits)
+        if problem is not None:
+            return Skip(Reason.TOO_LARGE, f"calendar part {part.location}: {problem}")
+    return None
+
+
 def decide_message(raw: bytes, policy: Policy) -> MessageDecisions:
     """Every decision for one input file (e-mail, bare iCalendar or TNEF), without state."""
-    read = read_message(raw, policy)
+    return decide_read(read_message(raw, policy), policy)
+
+
+def decide_read(read: ReadMessage, policy: Policy) -> MessageDecisions:
+    """Every decision for a message already read, without state."""
     if read.problem is not None:
         return _message_skip(read, read.problem)
     sender_skip = sender_problem(read.envelope, policy)

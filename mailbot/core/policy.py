@@ -10,14 +10,24 @@ from zoneinfo import ZoneInfo
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Bounds on hostile or absurd input; anything beyond one is a ``too_large`` decision."""
+    """Bounds on hostile or absurd input; anything beyond one is a ``too_large`` decision.
+
+    Each one bounds the time and memory a message costs the parsers (``bounds.py`` checks
+    the raw bytes before they run; ``bench/limits.py`` measures the worst case of each).
+    """
 
     max_message_bytes: int = 25 * 1024 * 1024
+    max_message_lines: int = 1_000_000  # the email parser keeps every line as an object
+    max_line_bytes: int = 1024 * 1024
+    max_header_fields: int = 5000  # in all header sections: the message's and its parts'
+    max_header_bytes: int = 256 * 1024  # one header section
     max_mime_depth: int = 10
     max_mime_parts: int = 500
-    max_calendar_bytes: int = 4 * 1024 * 1024
+    max_calendar_bytes: int = 4 * 1024 * 1024  # the message's calendar data, all parts
+    max_calendar_lines: int = 20_000  # its content lines (folded lines joined)
     max_events_per_message: int = 200
     max_attendees: int = 500
+    max_occurrences: int = 1000  # instances of one series written in occurrences mode
 
 
 class OpportunityChoice(StrEnum):

@@ -21,6 +21,7 @@ even when it does not match the rule.
 
 from __future__ import annotations
 
+from calendar import isleap
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -36,6 +37,15 @@ Point = datetime | date  # an instance's identity: aware UTC (timed) or a date (
 STEP_ALLOWANCE = 10_000  # rule steps allowed beyond max_instances * STEP_FACTOR
 STEP_FACTOR = 4
 REACH_LIMIT = timedelta(days=400)  # how far past the window a RECURRENCE-ID is looked for
+
+# dateutil stops a rule that yields nothing more only after the year 9999: a rule that never
+# matches (FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30) is walked day by day until then, seconds of
+# work. So the rule is walked on its dates moved by as many years as keep every weekday and
+# leap day (the calendar repeats itself every 400 years, and nearby years often match too),
+# to just before 9999, where dateutil gives up soon after the horizon.
+LAST_YEAR = 9999
+GREGORIAN_CYCLE = 400
+NEAR_YEARS = 100  # a walk over more years is moved by whole 400-year cycles only
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +148,9 @@ def _expand(
     if isinstance(walked, str):
         return Expansion((), problem=walked)
     instances = _instances(series, walked.walls, master.rdates)
-    excluded = _excluded(series, instances, master.exdates)
-    replaced = _by_point(series, instances, mine)
+    days = _days(instances)
+    excluded = _excluded(series, instances, days, master.exdates)
+    replaced = _by_point(series, instances, days, mine)
     occurrences = _occurrences(series, window, instances, excluded, replaced)
     occurrences.sort(key=lambda occurrence: instance_key(occurrence.recurrence_id))
     truncated = walked.incomplete or len(occurrences) > max_instances
@@ -364,9 +375,12 @@ def _walk(master: Invitation, series: _Series, bounds: _Bounds) -> _Walked | str
     parsed = _rule(master, series)
     if isinstance(parsed, str):
         return parsed
+    last_year = max(series.first.year, bounds.horizon.year)
+    years = _cycle_shift(series.first.year, last_year)
     try:
-        rule = rrulestr(parsed.text, dtstart=series.first, cache=False)
-        walked = _take(series, parsed, _steps(series.first, rule, bounds.budget), bounds)
+        rule = rrulestr(parsed.text, dtstart=_moved(series.first, years), cache=False)
+        values = _moved_back(rule, years, last_year)
+        walked = _take(series, parsed, _steps(series.first, values, bounds.budget), bounds)
     except Exception as error:  # noqa: BLE001 - dateutil raises many kinds on hostile rules
         return f"RRULE {master.rrule}: {error}"
     if walked.empty and not master.rdates:
@@ -374,6 +388,45 @@ def _walk(master: Invitation, series: _Series, bounds: _Bounds) -> _Walked | str
     if walked.empty:  # RFC 5545: DTSTART is an instance whatever the rule says
         return _Walked([series.first], incomplete=False, empty=True)
     return walked
+
+
+def _cycle_shift(first_year: int, last_year: int) -> int:
+    """Years to add to every date walked from ``first_year`` to ``last_year`` (the horizon's)
+    so that the walk ends close to the year 9999 on an exact copy of the calendar (see
+    LAST_YEAR); the copy holds from the year before the first to the year after the last."""
+    room = LAST_YEAR - 1 - last_year  # the year after the walk stays a real year
+    if room <= 0:
+        return 0
+    gregorian = room // GREGORIAN_CYCLE * GREGORIAN_CYCLE  # always an exact copy
+    years = range(max(first_year - 1, 1), last_year + 2)  # ISO weeks look at the years around
+    if len(years) > NEAR_YEARS:
+        return gregorian
+    return next((shift for shift in range(room, gregorian, -1) if _same(years, shift)), gregorian)
+
+
+def _same(years: range, shift: int) -> bool:
+    """Whether these years, moved by ``shift``, have the same weekdays and leap days."""
+    first = years[0]
+    if (date(first + shift, 1, 1) - date(first, 1, 1)).days % 7:
+        return False
+    return all(isleap(year) == isleap(year + shift) for year in years)
+
+
+def _moved_back(values: Iterable[datetime], years: int, last_year: int) -> Iterator[datetime]:
+    """The values of a rule walked ``years`` later, on their own dates. Past the years the
+    copy holds for, which are past the horizon, one date a year later stands for the rest.
+    A rule with no value before the year 9999 on the moved dates has none up to the year
+    after the horizon: it is taken as yielding none (a rule whose first instance lies years
+    after DTSTART and the horizon has no occurrence to write either way)."""
+    for value in values:
+        if value.year - years > last_year + 1:
+            yield datetime(last_year + 2, 1, 1)
+            return
+        yield _moved(value, -years)
+
+
+def _moved(wall: datetime, years: int) -> datetime:
+    return wall.replace(year=wall.year + years) if years else wall
 
 
 def _steps(first: datetime, rule: Iterable[Any], budget: int) -> Iterator[tuple[datetime, int]]:
@@ -428,29 +481,44 @@ def _instances(
     return found
 
 
+def _days(instances: dict[Point, datetime]) -> dict[date, list[Point]]:
+    """The instances by the date of their wall clock, for an EXDATE or a RECURRENCE-ID
+    written as a DATE (one look-up each: a message may hold many thousands of both)."""
+    found: dict[date, list[Point]] = {}
+    for point, wall in instances.items():
+        found.setdefault(wall.date(), []).append(point)
+    return found
+
+
 def _excluded(
-    series: _Series, instances: dict[Point, datetime], exdates: Sequence[datetime | date]
+    series: _Series,
+    instances: dict[Point, datetime],
+    days: dict[date, list[Point]],
+    exdates: Sequence[datetime | date],
 ) -> set[Point]:
     """The instances EXDATE removes (a DATE removes every instance of a timed series that
     day, in the series' zone)."""
     excluded: set[Point] = set()
     for value in exdates:
         if not series.all_day and not isinstance(value, datetime):
-            excluded.update(p for p, wall in instances.items() if wall.date() == value)
+            excluded.update(days.get(value, ()))
         else:
-            excluded.add(_resolve(series, instances, value))
+            excluded.add(_resolve(series, instances, days, value))
     return excluded
 
 
 def _by_point(
-    series: _Series, instances: dict[Point, datetime], overrides: list[Invitation]
+    series: _Series,
+    instances: dict[Point, datetime],
+    days: dict[date, list[Point]],
+    overrides: list[Invitation],
 ) -> dict[Point, Invitation]:
     """Overrides by the instance they replace; of two for one instance, the later version."""
     chosen: dict[Point, Invitation] = {}
     for override in overrides:
         if override.recurrence_id is None:
             continue
-        point = _resolve(series, instances, override.recurrence_id)
+        point = _resolve(series, instances, days, override.recurrence_id)
         current = chosen.get(point)
         if current is None or _version(override) > _version(current):
             chosen[point] = override
@@ -462,7 +530,12 @@ def _version(invitation: Invitation) -> tuple[int, datetime]:
     return invitation.sequence, _aware(stamp, UTC) if stamp else datetime.min.replace(tzinfo=UTC)
 
 
-def _resolve(series: _Series, instances: dict[Point, datetime], value: datetime | date) -> Point:
+def _resolve(
+    series: _Series,
+    instances: dict[Point, datetime],
+    days: dict[date, list[Point]],
+    value: datetime | date,
+) -> Point:
     """The instance a RECURRENCE-ID or EXDATE designates (or the point it would have)."""
     if series.all_day:
         if not isinstance(value, datetime):
@@ -473,9 +546,7 @@ def _resolve(series: _Series, instances: dict[Point, datetime], value: datetime 
         return next((day for day in candidates if day in instances), candidates[0])
     if isinstance(value, datetime):
         return _aware(value, series.zone)
-    same_day = sorted(
-        (p for p, wall in instances.items() if wall.date() == value), key=instance_key
-    )
+    same_day = sorted(days.get(value, ()), key=instance_key)
     return same_day[0] if same_day else series.point(series.wall_of(value))
 
 

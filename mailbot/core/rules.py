@@ -136,12 +136,20 @@ def _stamp(moment: datetime) -> str:
 
 
 def recurrence_problem(invitation: Invitation) -> Skip | None:
-    """NetSuite holds no sub-daily series; expanding one would flood the CRM with events."""
+    """NetSuite holds no sub-daily series; expanding one would flood the CRM with events.
+
+    A rule repeats within a day through its frequency (FREQ=HOURLY) or by listing several
+    hours, minutes or seconds (FREQ=DAILY;BYHOUR=9,15).
+    """
     if invitation.rrule is None:
         return None
     frequency = rrule_part(invitation.rrule, "FREQ")
     if frequency in SUB_DAILY_FREQUENCIES:
         return Skip(Reason.UNSUPPORTED_RECURRENCE, f"FREQ={frequency} repeats within a day")
+    for name in ("BYHOUR", "BYMINUTE", "BYSECOND"):
+        value = rrule_part(invitation.rrule, name)
+        if value is not None and "," in value:
+            return Skip(Reason.UNSUPPORTED_RECURRENCE, f"{name}={value} repeats within a day")
     return None
 
 
@@ -191,17 +199,23 @@ def _domain(address: str) -> str:
 
 
 def sender_problem(envelope: Envelope, policy: Policy) -> Skip | None:
-    """DMARC (or aligned DKIM/SPF) as recorded by a trusted receiving server, when present."""
+    """DMARC (or aligned DKIM/SPF) as recorded by a trusted receiving server, when present.
+
+    Only the topmost header under a trusted authserv-id counts: the receiving server adds
+    its own on top, so one further down was written before it, by the sender (RFC 8601
+    section 5 asks servers to remove those; not all do).
+    """
     if envelope.sender is None or not policy.trusted_authserv_ids:
         return None
-    verdicts = [
-        _authentication_verdict(header, envelope.sender)
+    trusted = [
+        header
         for header in envelope.authentication_results
         if _authserv_id(header) in policy.trusted_authserv_ids
     ]
-    if not verdicts or any(v is None for v in verdicts):
+    if not trusted:
         return None
-    return Skip(Reason.UNAUTHORIZED_SENDER, "; ".join(v for v in verdicts if v))
+    verdict = _authentication_verdict(trusted[0], envelope.sender)
+    return None if verdict is None else Skip(Reason.UNAUTHORIZED_SENDER, verdict)
 
 
 def _authserv_id(header: str) -> str:

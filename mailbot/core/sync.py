@@ -147,19 +147,20 @@ def _occurrences(
     refused = recurrence_problem(master)
     if refused is not None:
         return [Instance(master, external_id(master.uid, None), skip=refused)]
-    anchor = master.dtstamp or _start_instant(master, policy)
+    first, last = _window(master.dtstamp or _start_instant(master, policy), past, horizon)
     expansion: Expansion = expand(
         master,
         overrides,
-        anchor - past,
-        anchor + horizon,
+        first,
+        last,
         floating_zone=policy.sync_zone,
-        max_instances=policy.limits.max_events_per_message,
+        max_instances=policy.limits.max_occurrences,
     )
+    if expansion.truncated:  # written whole or not at all: a partial series would mislead
+        skip = Skip(Reason.TOO_LARGE, _too_many(expansion, policy, first, last))
+        return [Instance(master, external_id(master.uid, None), skip=skip)]
     if expansion.problem or not expansion.occurrences:
-        why = expansion.problem or (
-            f"no occurrence between {(anchor - past).date()} and {(anchor + horizon).date()}"
-        )
+        why = expansion.problem or f"no occurrence between {first.date()} and {last.date()}"
         skip = Skip(Reason.UNSUPPORTED_RECURRENCE, why)
         return [Instance(master, external_id(master.uid, None), skip=skip)]
     result = []
@@ -175,6 +176,25 @@ def _occurrences(
         key = external_id(master.uid, occurrence.recurrence_id)
         result.append(Instance(instance, key, series_uid=master.uid))
     return result
+
+
+def _window(anchor: datetime, past: timedelta, horizon: timedelta) -> tuple[datetime, datetime]:
+    """[anchor - past, anchor + horizon), cut at the ends of the calendar (a DTSTAMP in year 1
+    is still a DTSTAMP)."""
+    earliest, latest = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+    first = anchor - past if anchor - earliest > past else earliest
+    last = anchor + horizon if latest - anchor > horizon else latest
+    return first, last
+
+
+def _too_many(expansion: Expansion, policy: Policy, first: datetime, last: datetime) -> str:
+    most = policy.limits.max_occurrences
+    if len(expansion.occurrences) >= most:
+        return f"more than {most} occurrences between {first.date()} and {last.date()}"
+    return (
+        f"the rule repeats too often before {first.date()} to reach the occurrences "
+        f"(the steps allowed grow with limits.max_occurrences = {most})"
+    )
 
 
 def _series(master: Invitation, overrides: Sequence[Invitation], policy: Policy) -> list[Instance]:
