@@ -9,6 +9,7 @@ from mailbot.adapters.netsuite.config import (
 )
 from mailbot.adapters.netsuite.errors import (
     NetSuiteAuthenticationError,
+    NetSuiteCertificateError,
     NetSuiteError,
     NetSuiteNotFoundError,
     NetSuiteRequestError,
@@ -18,6 +19,7 @@ from mailbot.adapters.netsuite.errors import (
 __all__ = [
     "ClientCredentialsConfig",
     "NetSuiteAuthenticationError",
+    "NetSuiteCertificateError",
     "NetSuiteClient",
     "NetSuiteConfig",
     "NetSuiteError",

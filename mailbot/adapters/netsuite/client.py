@@ -6,19 +6,23 @@ it, turns NetSuite's error bodies into typed errors (``errors.py``) and retries 
 are safe to repeat: GET, upsert PUT, PATCH, DELETE and SuiteQL (read-only POST). A plain POST
 create is never repeated, since it could create the record twice.
 
-Log lines (logger ``mailbot.netsuite``) carry the method, path, status, duration and attempt
-only: no query string, header, body or credential.
+Log lines (logger ``mailbot.netsuite``) carry the method, path, status (with NetSuite's
+error code, or why no answer came), duration and attempt only: no query string, header,
+body or credential.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import ssl
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from functools import partial
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -45,6 +49,7 @@ from mailbot.adapters.netsuite.auth import (
 from mailbot.adapters.netsuite.config import NetSuiteConfig, TokenAuthConfig
 from mailbot.adapters.netsuite.counters import CallCounters
 from mailbot.adapters.netsuite.errors import (
+    NetSuiteCertificateError,
     NetSuiteError,
     NetSuiteNotFoundError,
     NetSuiteTransientError,
@@ -69,7 +74,7 @@ RECORD_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 # The pattern fields a recurring series needs; the REST schema (2026.1) has none of them.
 RECURRENCE_FIELDS = ("frequency", "period", "seriesStartDate")
 
-Kind = Literal["upsert", "create", "patch", "get", "delete", "suiteql", "schema", "token"]
+Kind = Literal["upsert", "create", "patch", "get", "delete", "suiteql", "schema", "token", "clock"]
 QueryValue = str | int | float | bool | None
 
 
@@ -211,6 +216,27 @@ class NetSuiteClient:
         properties = self.record_schema("calendarEvent").get("properties", {})
         return all(name in properties for name in RECURRENCE_FIELDS)
 
+    def clock_skew(self) -> timedelta:
+        """How far NetSuite's clock is ahead of this machine's (negative: behind).
+
+        Read from the ``Date`` header of an unsigned request, which every answer carries
+        (401 included): signatures are refused when the clocks are too far apart, so this
+        must not depend on one being accepted. The header has whole seconds; the skew is
+        measured against the middle of the exchange and is good to about a second.
+        """
+        call = _Call("clock", "GET", METADATA, None, None, None, None, authenticate=False)
+        sent = time.time()
+        response = self._send(call, attempt=1)
+        received = time.time()
+        header = response.headers.get("Date")
+        try:
+            stamped = parsedate_to_datetime(header or "")
+        except (TypeError, ValueError) as error:
+            raise NetSuiteError(f"GET {METADATA}: no usable Date header") from error
+        server = stamped.replace(tzinfo=stamped.tzinfo or UTC) + timedelta(seconds=0.5)
+        local = datetime.fromtimestamp((sent + received) / 2, UTC)
+        return server - local
+
     # ------------------------------------------------------------------ housekeeping
 
     def counters(self) -> dict[str, int]:
@@ -301,6 +327,13 @@ class NetSuiteClient:
     def _failure(
         self, call: _Call, attempt: int, started: float, error: requests.RequestException
     ) -> NetSuiteError:
+        untrusted = _certificate_failure(error)
+        if untrusted is not None:
+            self._note(call, attempt, started, "certificate")
+            return NetSuiteCertificateError(
+                f"{call.method} {call.path}: the server's TLS certificate is not trusted "
+                f"({untrusted.verify_message}); a private CA is trusted with REQUESTS_CA_BUNDLE"
+            )
         if isinstance(error, requests.Timeout):
             outcome, text = "timeout", "no answer in time"
         elif isinstance(error, requests.ConnectionError | ChunkedEncodingError):
@@ -333,13 +366,12 @@ class NetSuiteClient:
     def _note_retry(self, call: _Call, state: RetryCallState) -> None:
         self._counters.record_retry()
         error = state.outcome.exception() if state.outcome else None
-        status = getattr(error, "status", None) or "no answer"
         wait = state.next_action.sleep if state.next_action else 0.0
         LOG.warning(
             "%s %s -> %s (attempt %d of %d); retrying in %.3f s",
             call.method,
             call.path,
-            status,
+            _retry_cause(call, error),
             state.attempt_number,
             self._config.max_attempts,
             wait,
@@ -380,6 +412,35 @@ class NetSuiteClient:
             retry=True,
         )
         return json_object(response)
+
+
+def _retry_cause(call: _Call, error: BaseException | None) -> str:
+    """What failed, for a retry line: the status and NetSuite's error code ("429
+    CONCURRENCY_LIMIT_EXCEEDED"), or why no answer came ("no answer in time",
+    "connection failed or was reset"); never NetSuite's free-text detail."""
+    status = getattr(error, "status", None)
+    if status:
+        code = getattr(error, "code", None)
+        return f"{status} {code}" if code else str(status)
+    if error is None:
+        return "no answer"
+    return str(error).removeprefix(f"{call.method} {call.path}: ")
+
+
+def _certificate_failure(error: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure behind ``error`` (requests wraps urllib3's
+    error, which wraps the ssl module's), if that is what it was."""
+    pending: list[object] = [error]
+    for _ in range(20):
+        if not pending:
+            return None
+        current = pending.pop()
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        if isinstance(current, BaseException):
+            reason = getattr(current, "reason", None)
+            pending.extend([*current.args, reason, current.__cause__, current.__context__])
+    return None
 
 
 def checked_external_id(external_id: str) -> str:

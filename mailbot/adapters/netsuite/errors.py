@@ -4,6 +4,7 @@
 * ``NetSuiteRequestError``: NetSuite refused this request (validation, missing record);
   the message that caused it fails, the robot carries on.
 * ``NetSuiteTransientError``: 429, 5xx, timeouts, connection resets; retry later.
+* ``NetSuiteCertificateError``: the server's TLS certificate is not trusted; stop (fatal).
 
 All derive from ``NetSuiteError``. None of them carries a credential: only the HTTP status
 and NetSuite's own error details (``o:errorDetails``).
@@ -47,3 +48,8 @@ class NetSuiteNotFoundError(NetSuiteRequestError):
 
 class NetSuiteTransientError(NetSuiteError):
     """429, 5xx, timeouts, connection resets: worth retrying later."""
+
+
+class NetSuiteCertificateError(NetSuiteError):
+    """The server's TLS certificate is not trusted (self-signed, a private CA that is not
+    configured, an intercepting proxy): fatal, since no retry mends it."""

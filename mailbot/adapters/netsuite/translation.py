@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 from mailbot.adapters.netsuite.errors import (
     NetSuiteAuthenticationError,
+    NetSuiteCertificateError,
     NetSuiteError,
     NetSuiteRequestError,
     NetSuiteTransientError,
@@ -26,15 +27,18 @@ def translated_errors(
 ) -> Iterator[None]:
     """NetSuite's errors during ``what`` as the port's.
 
-    Refused credentials are fatal. A 4xx is this message's (``RejectedError``), except a
-    403 when ``forbidden_is_fatal``: for a CRM look-up, whose queries are the same for every
-    message, it says the integration's role lacks a permission, which no retry mends (a
-    write's 403 may concern one record only). 429, 5xx and timeouts are temporary.
+    Refused credentials and an untrusted TLS certificate are fatal. A 4xx is this message's
+    (``RejectedError``), except a 403 when ``forbidden_is_fatal``: for a CRM look-up, whose
+    queries are the same for every message, it says the integration's role lacks a
+    permission, which no retry mends (a write's 403 may concern one record only). 429, 5xx
+    and timeouts are temporary.
     """
     try:
         yield
     except NetSuiteAuthenticationError as error:
         raise FatalError(f"NetSuite refused the credentials: {describe(error)}") from error
+    except NetSuiteCertificateError as error:
+        raise FatalError(f"NetSuite cannot be trusted: {describe(error)}") from error
     except NetSuiteTransientError as error:
         raise TemporaryError(f"NetSuite is unavailable: {describe(error)}") from error
     except NetSuiteRequestError as error:
