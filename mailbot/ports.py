@@ -71,6 +71,17 @@ class ProcessedMessage:
     outcome: str
     attempts: int
     processed_at: datetime
+    last_error: str | None = None  # why the last attempt failed (outcome "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxCursor:
+    """Where the last pass over a mailbox folder ended."""
+
+    source: str
+    uidvalidity: int
+    last_uid: int  # the highest UID seen under this UIDVALIDITY
+    passed_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +103,17 @@ class StateStore(Protocol):
     def processed(self, key: MessageKey) -> ProcessedMessage | None: ...
 
     def processed_content(self, content_hash: str) -> ProcessedMessage | None: ...
+
+    def processed_copy(self, key: MessageKey, content_hash: str) -> ProcessedMessage | None:
+        """A message of the key's folder under another UIDVALIDITY with this content and a
+        final outcome (synced or skipped)."""
+        ...
+
+    def cursor(self, source: str) -> MailboxCursor | None: ...
+
+    def record_pass(self, source: str, uidvalidity: int, last_uid: int, at: datetime) -> None:
+        """A pass over the folder ended (its UIDVALIDITY, highest UID seen, the time)."""
+        ...
 
     def events(self, external_ids: Collection[str]) -> dict[str, StoredEvent]: ...
 
@@ -148,12 +170,23 @@ class FetchedMail:
 class Mailbox(Protocol):
     """The shared mailbox: new messages in, each filed away once its decision is committed."""
 
+    @property
+    def source(self) -> str:
+        """``MessageKey.source`` of the watched folder's messages."""
+        ...
+
+    @property
+    def uidvalidity(self) -> int | None:
+        """The watched folder's UIDVALIDITY as last seen (None before the first fetch)."""
+        ...
+
     def fetch_new(self, limit: int) -> list[FetchedMail]:
         """Messages waiting in the watched folder (oldest first, at most ``limit``)."""
         ...
 
-    def file_away(self, key: MessageKey, outcome: str) -> None:
-        """Move the message to the folder of its outcome (or flag it), after the commit."""
+    def file_away_all(self, keys: Sequence[MessageKey], outcome: str) -> None:
+        """Move these messages to the folder of their outcome (or flag them), after their
+        commits, with one command."""
         ...
 
     def wait_for_mail(self, timeout: float) -> bool:

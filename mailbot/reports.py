@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from mailbot.logs import one_line
-from mailbot.ports import ProcessedMessage
+from mailbot.ports import MailboxCursor, ProcessedMessage
 
 LOG_COLUMNS = ("LOGGED (UTC)", "OUTCOME", "REASON", "NETSUITE", "MESSAGE-ID", "UID", "SUMMARY")
 
@@ -24,6 +24,8 @@ class StateReader(Protocol):
     def counts(self) -> dict[str, Any]: ...
 
     def quarantined(self, min_attempts: int) -> list[ProcessedMessage]: ...
+
+    def cursors(self) -> list[MailboxCursor]: ...
 
     def decision_log(
         self,
@@ -37,12 +39,13 @@ class StateReader(Protocol):
 
 
 def status_report(state: StateReader, *, max_attempts: int = 5, as_json: bool = False) -> str:
-    """Counts (messages by outcome, events, decisions by outcome), the time of the last
-    decision, and the quarantined messages (failed ``max_attempts`` times or more) with the
-    reason NetSuite gave, when the decision log has one."""
+    """Counts (messages by outcome, events, decisions by outcome), the last pass over each
+    watched folder and the last decision, and the quarantined messages (failed
+    ``max_attempts`` times or more) with the reason they failed."""
     counts = state.counts()
     latest = state.decision_log(limit=1)
     last = latest[0]["logged_at"] if latest else None
+    passes = state.cursors()
     held = [
         (message, _failure_reason(state, message)) for message in state.quarantined(max_attempts)
     ]
@@ -51,6 +54,15 @@ def status_report(state: StateReader, *, max_attempts: int = 5, as_json: bool = 
             {
                 **counts,
                 "last_decision_at": last,
+                "last_passes": [
+                    {
+                        "mailbox": cursor.source,
+                        "uidvalidity": cursor.uidvalidity,
+                        "last_uid": cursor.last_uid,
+                        "at": cursor.passed_at.isoformat(),
+                    }
+                    for cursor in passes
+                ],
                 "quarantined": [
                     {
                         "mailbox": message.key.source,
@@ -66,11 +78,17 @@ def status_report(state: StateReader, *, max_attempts: int = 5, as_json: bool = 
             }
         )
     lines = [
-        f"Messages:   {counts['messages']}{_breakdown(counts['by_outcome'])}",
-        f"Events:     {counts['events']}",
-        f"Decisions:  {sum(counts['decisions_by_outcome'].values())}"
+        f"Messages:      {counts['messages']}{_breakdown(counts['by_outcome'])}",
+        f"Events:        {counts['events']}",
+        f"Decisions:     {sum(counts['decisions_by_outcome'].values())}"
         f"{_breakdown(counts['decisions_by_outcome'])}",
-        f"Last run:   {last or 'never'} (the last decision logged)",
+        *(
+            f"Last pass:     {cursor.passed_at.isoformat(timespec='seconds')} over "
+            f"{one_line(cursor.source)} (UIDVALIDITY {cursor.uidvalidity}, "
+            f"highest UID seen {cursor.last_uid})"
+            for cursor in passes
+        ),
+        f"Last decision: {last or 'never'}",
         f"Quarantined (filed to Failed after {_attempts(max_attempts)}): {len(held)}",
     ]
     for message, reason in held:
@@ -132,6 +150,8 @@ def _unsafe(char: str) -> bool:
 
 
 def _failure_reason(state: StateReader, message: ProcessedMessage) -> str:
+    if message.last_error:
+        return message.last_error
     if message.message_id:
         for entry in state.decision_log(message_id=message.message_id, limit=20):
             if entry.get("error"):

@@ -39,6 +39,7 @@ from mailbot.ports import (
     Directory,
     MessageKey,
     MessageRecord,
+    ProcessedMessage,
     RejectedError,
     StateStore,
     StoredEvent,
@@ -124,6 +125,8 @@ class SyncService:
         seen = self.state.processed(item.key)
         if seen is not None and seen.content_hash == digest and seen.outcome != "failed":
             return Handled(item.key, "already-processed")
+        if seen is None and (copy := self.state.processed_copy(item.key, digest)) is not None:
+            return self._recognise_copy(item, digest, copy, now)
         read = read or read_message(item.raw, self.policy)
         found = instances(read, self.policy, self.horizon, self.past)
         answer = self._look_up(read) if self._worth_asking(read) else DirectoryAnswer()
@@ -140,7 +143,36 @@ class SyncService:
         seen = self.state.processed(item.key)
         if seen is not None and seen.outcome != "failed":
             return None
+        if seen is None:
+            digest = hashlib.sha256(item.raw).hexdigest()
+            if self.state.processed_copy(item.key, digest) is not None:
+                return None
         return read_message(item.raw, self.policy)
+
+    def _recognise_copy(
+        self, item: MailItem, digest: str, copy: ProcessedMessage, now: datetime
+    ) -> Handled:
+        """The same bytes were processed before in this folder under another UIDVALIDITY (the
+        server renumbered the folder): the new key takes the earlier outcome, with nothing
+        decided or written again."""
+        LOG.info(
+            "%s has the content of %s (Message-ID %s), processed %s as %s: not handled again",
+            item.key,
+            copy.key,
+            copy.message_id,
+            copy.processed_at.isoformat(timespec="seconds"),
+            copy.outcome,
+        )
+        self.state.record(
+            MessageRecord(
+                key=item.key,
+                message_id=copy.message_id,
+                content_hash=digest,
+                outcome=copy.outcome,
+                processed_at=now.astimezone(UTC),
+            )
+        )
+        return Handled(item.key, "already-processed")
 
     def _worth_asking(self, read: ReadMessage) -> bool:
         """The CRM is asked only when some calendar object passes the rules that need no CRM."""

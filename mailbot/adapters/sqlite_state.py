@@ -46,7 +46,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
 
-from mailbot.ports import MessageKey, MessageRecord, ProcessedMessage, Revision, StoredEvent
+from mailbot.ports import (
+    MailboxCursor,
+    MessageKey,
+    MessageRecord,
+    ProcessedMessage,
+    Revision,
+    StoredEvent,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +170,16 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX decisions_outcome ON decisions (outcome)",
         "CREATE INDEX decisions_reason ON decisions (reason)",
     ),
+    (
+        """
+        CREATE TABLE mailbox_cursors (
+            source TEXT PRIMARY KEY,
+            uidvalidity INTEGER NOT NULL,
+            last_uid INTEGER NOT NULL DEFAULT 0,
+            passed_at TEXT NOT NULL
+        )
+        """,
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -171,7 +188,8 @@ _MEMORY: Final = ":memory:"
 _VERSION_KEY: Final = "schema_version"
 
 _MESSAGE_COLUMNS: Final = (
-    "source, uidvalidity, uid, message_id, content_hash, outcome, attempts, processed_at"
+    "source, uidvalidity, uid, message_id, content_hash, outcome, attempts, processed_at,"
+    " last_error"
 )
 _EVENT_COLUMNS: Final = (
     "external_id, uid, recurrence_key, netsuite_id, sequence, dtstamp, body_hash, body, cancelled"
@@ -250,6 +268,23 @@ class SqliteStateStore:
             ).fetchone()
         return _processed_message(row) if row is not None else None
 
+    def processed_copy(self, key: MessageKey, content_hash: str) -> ProcessedMessage | None:
+        """A message of the same folder under another UIDVALIDITY with the same content (so
+        the same Message-ID) that reached a final outcome (synced or skipped): the newest,
+        else None. A folder whose UIDVALIDITY changed shows its old messages under new keys;
+        this recognises them. (Two equal copies under one UIDVALIDITY are two deliveries,
+        each decided: the second is ``unchanged``.)
+        """
+        with self._transaction("BEGIN", "cannot read a processed message") as db:
+            row = db.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM processed_messages"  # noqa: S608
+                " WHERE content_hash = ? AND source = ? AND uidvalidity != ?"
+                " AND outcome != 'failed'"
+                " ORDER BY processed_at DESC, rowid DESC LIMIT 1",
+                (content_hash, key.source, key.uidvalidity),
+            ).fetchone()
+        return _processed_message(row) if row is not None else None
+
     def quarantined(self, min_attempts: int) -> list[ProcessedMessage]:
         """Failed messages with at least ``min_attempts`` attempts, oldest first."""
         with self._transaction("BEGIN", "cannot read the quarantined messages") as db:
@@ -282,6 +317,40 @@ class SqliteStateStore:
                 (key.source, key.uidvalidity, key.uid),
             ).fetchone()
         return int(attempts)
+
+    # ------------------------------------------------------------------ mailbox cursors
+
+    def cursor(self, source: str) -> MailboxCursor | None:
+        """Where the last pass over this folder ended (None before the first pass)."""
+        with self._transaction("BEGIN", "cannot read the mailbox cursor") as db:
+            row = db.execute(
+                "SELECT source, uidvalidity, last_uid, passed_at FROM mailbox_cursors"
+                " WHERE source = ?",
+                (source,),
+            ).fetchone()
+        return _cursor(row) if row is not None else None
+
+    def cursors(self) -> list[MailboxCursor]:
+        with self._transaction("BEGIN", "cannot read the mailbox cursors") as db:
+            rows = db.execute(
+                "SELECT source, uidvalidity, last_uid, passed_at FROM mailbox_cursors ORDER BY 1"
+            ).fetchall()
+        return [_cursor(row) for row in rows]
+
+    def record_pass(self, source: str, uidvalidity: int, last_uid: int, at: datetime) -> None:
+        """A pass over the folder ended: its UIDVALIDITY, the highest UID seen under it (kept
+        when higher; reset when the UIDVALIDITY changed) and the time."""
+        with self._transaction("BEGIN IMMEDIATE", "cannot record a pass") as db:
+            db.execute(
+                "INSERT INTO mailbox_cursors (source, uidvalidity, last_uid, passed_at)"
+                " VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (source) DO UPDATE SET"
+                "  last_uid = CASE WHEN mailbox_cursors.uidvalidity = excluded.uidvalidity"
+                "   THEN max(mailbox_cursors.last_uid, excluded.last_uid)"
+                "   ELSE excluded.last_uid END,"
+                "  uidvalidity = excluded.uidvalidity, passed_at = excluded.passed_at",
+                (source, uidvalidity, last_uid, _utc_text(at)),
+            )
 
     # ------------------------------------------------------------------ the event map
 
@@ -334,13 +403,13 @@ class SqliteStateStore:
                 "INSERT INTO processed_messages"
                 " (source, uidvalidity, uid, message_id, content_hash, outcome, attempts,"
                 "  last_error, processed_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, 1, NULL, ?)"
+                " VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)"
                 " ON CONFLICT (source, uidvalidity, uid) DO UPDATE SET"
                 "  message_id = coalesce(excluded.message_id, processed_messages.message_id),"
                 "  content_hash = excluded.content_hash, outcome = excluded.outcome,"
                 "  attempts = processed_messages.attempts + 1,"
                 "  last_error = CASE WHEN excluded.outcome = 'failed'"
-                "   THEN processed_messages.last_error END,"
+                "   THEN coalesce(excluded.last_error, processed_messages.last_error) END,"
                 "  processed_at = excluded.processed_at",
                 (
                     key.source,
@@ -349,6 +418,7 @@ class SqliteStateStore:
                     record.message_id,
                     record.content_hash,
                     record.outcome,
+                    _last_error(record),
                     processed_at,
                 ),
             )
@@ -626,8 +696,31 @@ def _stored_event(row: Sequence[Any], replies: Mapping[str, Revision]) -> Stored
     )
 
 
+def _last_error(record: MessageRecord) -> str | None:
+    """The errors of a failed message's decisions (what NetSuite said), else None."""
+    if record.outcome != "failed":
+        return None
+    errors = [str(d["error"]) for d in record.decisions if d.get("error")]
+    return "; ".join(errors) or None
+
+
+def _cursor(row: Sequence[Any]) -> MailboxCursor:
+    source, uidvalidity, last_uid, passed_at = row
+    return MailboxCursor(source, int(uidvalidity), int(last_uid), _utc_datetime(passed_at))
+
+
 def _processed_message(row: Sequence[Any]) -> ProcessedMessage:
-    source, uidvalidity, uid, message_id, content_hash, outcome, attempts, processed_at = row
+    (
+        source,
+        uidvalidity,
+        uid,
+        message_id,
+        content_hash,
+        outcome,
+        attempts,
+        processed_at,
+        last_error,
+    ) = row
     return ProcessedMessage(
         key=MessageKey(source=source, uidvalidity=int(uidvalidity), uid=uid),
         message_id=message_id,
@@ -635,6 +728,7 @@ def _processed_message(row: Sequence[Any]) -> ProcessedMessage:
         outcome=outcome,
         attempts=int(attempts),
         processed_at=_utc_datetime(processed_at),
+        last_error=last_error,
     )
 
 

@@ -162,6 +162,50 @@ def test_processed_content_is_the_most_recent(store: SqliteStateStore) -> None:
     assert store.processed_content("other") is None
 
 
+def test_a_copy_is_found_under_another_uidvalidity_only(store: SqliteStateStore) -> None:
+    store.record(message(1, content_hash="same", at=T0))
+    store.record_failure(key(2), "broken", "NetSuite said 400", T0)
+
+    renumbered = key(5, uidvalidity=8)
+    copy = store.processed_copy(renumbered, "same")
+
+    assert copy is not None and copy.key == key(1) and copy.outcome == "synced"
+    assert store.processed_copy(key(9), "same") is None  # same UIDVALIDITY: a new delivery
+    assert store.processed_copy(key(5, source="imap:Other", uidvalidity=8), "same") is None
+    assert store.processed_copy(renumbered, "broken") is None  # failed: to be tried again
+
+
+def test_the_last_error_is_kept_with_a_failed_message(store: SqliteStateStore) -> None:
+    store.record_failure(key(2), "hash", "NetSuite said 400: bad field", T0)
+
+    failed = store.processed(key(2))
+
+    assert failed is not None and failed.last_error == "NetSuite said 400: bad field"
+    refused = {"outcome": "create", "error": "NetSuite said 400: no such field"}
+    store.record(message(2, content_hash="hash", outcome="failed", decisions=(refused,)))
+    again = store.processed(key(2))
+    assert again is not None and again.last_error == "NetSuite said 400: no such field"
+    store.record(message(2, content_hash="hash"))
+    synced = store.processed(key(2))
+    assert synced is not None and synced.last_error is None
+
+
+def test_a_pass_keeps_the_highest_uid_of_its_uidvalidity(store: SqliteStateStore) -> None:
+    assert store.cursor("imap:INBOX") is None
+    store.record_pass("imap:INBOX", 7, 40, T0)
+    store.record_pass("imap:INBOX", 7, 0, T0 + timedelta(minutes=10))  # an empty pass
+
+    cursor = store.cursor("imap:INBOX")
+    assert cursor is not None
+    assert (cursor.uidvalidity, cursor.last_uid) == (7, 40)
+    assert cursor.passed_at == T0 + timedelta(minutes=10)
+
+    store.record_pass("imap:INBOX", 9, 3, T0 + timedelta(minutes=20))  # renumbered
+    renumbered = store.cursor("imap:INBOX")
+    assert renumbered is not None and (renumbered.uidvalidity, renumbered.last_uid) == (9, 3)
+    assert [c.source for c in store.cursors()] == ["imap:INBOX"]
+
+
 def test_stored_event_round_trip(store: SqliteStateStore) -> None:
     stored = event(
         "mailbot-r1",
