@@ -119,6 +119,9 @@ protocol lmtp {
   postmaster_address = postmaster@example.test
 }
 CONF
+# optional DIR/local.conf, read last: its settings win (bench/ingest.py restores Dovecot's
+# defaults for IDLE and fsync there)
+echo "!include_try $D/local.conf" >> "$D/dovecot.conf"
 case $CMD in
   start) exec /usr/sbin/dovecot -c "$D/dovecot.conf" ;;
   run)   exec /usr/sbin/dovecot -F -c "$D/dovecot.conf" ;;

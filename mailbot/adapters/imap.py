@@ -6,12 +6,18 @@ against the system CAs or a configured CA file (``ca_file``); plaintext only whe
 Nagle's algorithm with delayed ACKs and lose ~40 ms per command), and every socket operation
 has a timeout. The connection is opened on first use, and again after any error.
 
+Login: LOGIN with the password, or AUTHENTICATE XOAUTH2 with an OAuth 2.0 access token
+from an :class:`AccessTokens` source (Microsoft 365). A refused token gets one renewal and
+one more try on the same connection, since a cached token can be revoked or expire early.
+
 Partial fetch: the BODYSTRUCTURE and the headers of a batch come in one FETCH; then only the
 parts the core reads (calendar parts, TNEF containers, delivery reports) are fetched, each
 with its own MIME header, in one FETCH per group of messages that need the same sections.
 ``FetchedMail.raw`` is the message rebuilt from these pieces: the original header, the
 multipart containers and message/rfc822 wrappers on the way to the fetched parts (with their
-original headers and boundaries), and an empty ``text/plain`` stand-in for every other part.
+boundaries; a nested multipart's header is written from its BODYSTRUCTURE, which holds all
+it says, the header of a forwarded message is fetched), and an empty ``text/plain``
+stand-in for every other part.
 The stand-ins keep the part numbers, so the core's locations ("2", "3.1/invite.ics") are the
 server's IMAP sections, and "forwarded" (inside a message/rfc822) and "bounce" (a delivery
 report) read as in the whole message. Parts left on the server that the core would have
@@ -28,7 +34,7 @@ the wanted parts (by BODYSTRUCTURE) are larger, they become stand-ins too and a 
 logged (the core then says ``no_calendar_part``), so a hostile "calendar" of a gigabyte
 never reaches memory.
 
-Filing: ``file_away`` moves the message to the folder of its outcome (created when missing)
+Filing: ``file_away_all`` moves messages to the folder of their outcome (created when missing)
 with MOVE (RFC 6851), else COPY + ``\\Deleted`` + UID EXPUNGE (UIDPLUS; without UIDPLUS the
 message stays flagged ``\\Deleted``, which ``fetch_new`` skips). With
 ``mark_with_keywords=True`` it stores ``$MailbotSynced`` / ``$MailbotSkipped`` /
@@ -57,13 +63,13 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Literal, Self
+from typing import Any, Final, Literal, Protocol, Self
 
 from imapclient import IMAPClient, SocketTimeout
 from imapclient import exceptions as imap_errors
@@ -76,8 +82,10 @@ LOG = logging.getLogger("mailbot.imap")
 __all__ = [
     "DONE_KEYWORD",
     "OUTCOME_KEYWORDS",
+    "AccessTokens",
     "ImapConfig",
     "ImapMailbox",
+    "MailboxFacts",
     "Part",
     "UidValidityChangedError",
     "is_loopback",
@@ -152,6 +160,32 @@ class UidValidityChangedError(TemporaryError):
     """The folder's UIDVALIDITY is not the key's: its UIDs now name other messages (re-scan)."""
 
 
+@dataclass(frozen=True, slots=True)
+class MailboxFacts:
+    """What the server offers and how the folders stand (for ``mailbot check``).
+
+    ``messages`` and ``uidvalidity`` are those of the watched folder at its SELECT (or
+    EXAMINE); ``outcome_folders`` maps each outcome folder to whether it exists now.
+    """
+
+    capabilities: frozenset[str]
+    uidvalidity: int
+    messages: int
+    outcome_folders: dict[str, bool]
+
+
+class AccessTokens(Protocol):
+    """Where XOAUTH2 access tokens come from (``oauth2_token.ClientCredentialsTokens``)."""
+
+    def __call__(self) -> str:
+        """A token that should be valid now (cached by the source)."""
+        ...
+
+    def renew(self, refused: str) -> str:
+        """A new token instead of ``refused``, which the server did not accept."""
+        ...
+
+
 class ImapMailbox:
     """The shared mailbox over one IMAP connection (see the module documentation)."""
 
@@ -160,7 +194,7 @@ class ImapMailbox:
         config: ImapConfig,
         *,
         password: str | None = None,
-        oauth2_token: Callable[[], str] | None = None,
+        oauth2_token: AccessTokens | None = None,
         read_only: bool = False,
     ) -> None:
         if (password is None) == (oauth2_token is None):
@@ -172,6 +206,7 @@ class ImapMailbox:
         self._client: IMAPClient | None = None
         self._capabilities: frozenset[str] = frozenset()
         self._uidvalidity: int | None = None
+        self._messages = 0  # EXISTS of the watched folder at the last SELECT
         self._folders: set[str] = set()  # outcome folders known to exist
         self._filed: set[MessageKey] = set()  # read-only mode: what would have been filed
 
@@ -196,6 +231,10 @@ class ImapMailbox:
     # --- the port ---------------------------------------------------------------------
 
     @property
+    def source(self) -> str:
+        return self.config.source
+
+    @property
     def uidvalidity(self) -> int | None:
         """UIDVALIDITY of the watched folder at the last SELECT (None before connecting)."""
         return self._uidvalidity
@@ -205,36 +244,68 @@ class ImapMailbox:
         if limit <= 0:
             return []
         with self._session("fetch new mail") as client:
-            criteria: list[str] = ["NOT", "DELETED"]
-            if self.config.mark_with_keywords:
-                criteria += ["NOT", "KEYWORD", DONE_KEYWORD]
-            uids = sorted(int(uid) for uid in client.search(criteria))
+            uids = sorted(int(uid) for uid in client.search(self._waiting_criteria()))
             if self._filed:
                 uids = [uid for uid in uids if self._key(uid) not in self._filed]
             batch = uids[:limit]
             return self._fetch(client, batch) if batch else []
 
+    def message_keys(self, since: date | None = None) -> list[MessageKey]:
+        """The keys of the messages ``fetch_new`` would see, oldest UID first, all of them;
+        with ``since``, only those that reached the folder on or after that day (IMAP
+        ``SEARCH SINCE``: the INTERNALDATE's day, as the server counts days)."""
+        criteria: list[Any] = self._waiting_criteria()
+        if since is not None:
+            criteria += ["SINCE", since]
+        with self._session("list the messages") as client:
+            uids = sorted(int(uid) for uid in client.search(criteria))
+            keys = [self._key(uid) for uid in uids]
+        return [key for key in keys if key not in self._filed]
+
+    def fetch_messages(self, keys: Sequence[MessageKey]) -> list[FetchedMail]:
+        """These messages (from ``message_keys``), with the same partial fetch as
+        ``fetch_new``, in the order given; one expunged meanwhile is left out."""
+        if not keys:
+            return []
+        if any(key.source != self.config.source for key in keys):
+            raise ValueError(f"fetch_messages: keys of another folder than {self.config.source}")
+        with self._session("fetch messages") as client:
+            if any(key.uidvalidity != self._uidvalidity for key in keys):
+                raise UidValidityChangedError(
+                    f"{self.config.folder}: UIDVALIDITY is {self._uidvalidity}, not "
+                    f"{keys[0].uidvalidity}; its UIDs name other messages now (list again)"
+                )
+            return self._fetch(client, [int(key.uid) for key in keys])
+
     def file_away(self, key: MessageKey, outcome: str) -> None:
         """Move (or mark) the message for its outcome; a read-only mailbox changes nothing."""
+        self.file_away_all([key], outcome)
+
+    def file_away_all(self, keys: Sequence[MessageKey], outcome: str) -> None:
+        """Move (or mark) these messages for one outcome with one command (a MOVE of a UID
+        set costs a server about what a MOVE of one UID does); read-only: nothing changes."""
         folder = self.config.outcome_folder(outcome)
-        if key.source != self.config.source:
-            raise ValueError(f"{key} is not from {self.config.source}")
-        if self.read_only:
-            self._filed.add(key)
-            LOG.info("read-only: would file UID %s as %s", key.uid, outcome)
+        if not keys:
             return
-        with self._session(f"file UID {key.uid} as {outcome}") as client:
-            if key.uidvalidity != self._uidvalidity:
+        if any(key.source != self.config.source for key in keys):
+            raise ValueError(f"file_away: keys of another folder than {self.config.source}")
+        if self.read_only:
+            self._filed.update(keys)
+            for key in keys:
+                LOG.info("read-only: would file UID %s as %s", key.uid, outcome)
+            return
+        with self._session(f"file {len(keys)} messages as {outcome}") as client:
+            if any(key.uidvalidity != self._uidvalidity for key in keys):
                 raise UidValidityChangedError(
-                    f"{self.config.folder}: UIDVALIDITY is {self._uidvalidity}, the key has "
-                    f"{key.uidvalidity}; its UIDs name other messages now (fetch again)"
+                    f"{self.config.folder}: UIDVALIDITY is {self._uidvalidity}, a key has "
+                    f"another; its UIDs name other messages now (fetch again)"
                 )
-            uid = int(key.uid)
+            uids = [int(key.uid) for key in keys]
             if self.config.mark_with_keywords:
-                client.add_flags([uid], [OUTCOME_KEYWORDS[outcome], DONE_KEYWORD], silent=True)
+                client.add_flags(uids, [OUTCOME_KEYWORDS[outcome], DONE_KEYWORD], silent=True)
             else:
-                self._move(client, uid, folder)
-            LOG.debug("filed UID %s as %s", uid, outcome)
+                self._move(client, uids, folder)
+            LOG.debug("filed UIDs %s as %s", ",".join(map(str, uids)), outcome)
 
     def wait_for_mail(self, timeout: float) -> bool:
         """Block until the server reports new mail (True) or ``timeout`` seconds pass (False).
@@ -260,6 +331,23 @@ class ImapMailbox:
             except Exception:  # noqa: BLE001 - the connection may already be gone
                 with suppress(Exception):
                     client.shutdown()
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """The server's capabilities after the last login (upper case; empty before one).
+        Kept when the watched folder could not be opened after that login."""
+        return self._capabilities
+
+    def describe(self) -> MailboxFacts:
+        """Capabilities, the watched folder and which outcome folders exist; connects if
+        needed. Only looks (LIST): nothing on the server changes."""
+        cfg = self.config
+        with self._session("list the folders") as client:
+            folders = {
+                name: bool(client.folder_exists(name))
+                for name in (cfg.synced_folder, cfg.skipped_folder, cfg.failed_folder)
+            }
+            return MailboxFacts(self._capabilities, self._uidvalidity or 0, self._messages, folders)
 
     def reconnect(self) -> None:
         """Drop the connection (if any) and open a new one: connect, TLS, log in, select."""
@@ -318,6 +406,7 @@ class ImapMailbox:
                 client.shutdown()
             raise
         self._uidvalidity = int(selected[b"UIDVALIDITY"])
+        self._messages = int(selected.get(b"EXISTS") or 0)
         self._client = client
         LOG.info(
             "connected to %s:%s as %s, %s %s (UIDVALIDITY %s)",
@@ -368,10 +457,21 @@ class ImapMailbox:
 
     def _login(self, client: IMAPClient) -> None:
         cfg = self.config
-        if self._oauth2_token is not None:
-            client.oauth2_login(cfg.username, self._oauth2_token())
-        else:
+        if self._oauth2_token is None:
             client.login(cfg.username, self._password or "")
+            return
+        token = self._oauth2_token()
+        try:
+            client.oauth2_login(cfg.username, token)
+        except imap_errors.LoginError as error:
+            if _connection_lost(error) or any(
+                code in _error_text(error) for code in _TRANSIENT_CODES
+            ):
+                raise
+            # A cached token may have been revoked or have expired early: one new token,
+            # one more try on the same connection; a second refusal is the admin's.
+            LOG.info("%s:%s refused the access token; trying a new one", cfg.host, cfg.port)
+            client.oauth2_login(cfg.username, self._oauth2_token.renew(token))
 
     def _drop(self) -> None:
         client, self._client = self._client, None
@@ -384,9 +484,7 @@ class ImapMailbox:
         where = f"{self.config.host}:{self.config.port}"
         text = _error_text(error)
         if isinstance(error, imap_errors.LoginError):
-            if any(code in text for code in _TRANSIENT_CODES):
-                return TemporaryError(f"login to {where} deferred: {text}")
-            return FatalError(f"login to {where} as {self.config.username} refused: {text}")
+            return self._login_error(error)
         if isinstance(error, ssl.SSLCertVerificationError):
             return self._tls_refused(error)
         if isinstance(error, imap_errors.CapabilityError):
@@ -395,7 +493,23 @@ class ImapMailbox:
             return TemporaryError(_temporary_text(error, where, what, text))
         return None
 
+    def _login_error(self, error: imap_errors.LoginError) -> PortError:
+        where = f"{self.config.host}:{self.config.port}"
+        text = _error_text(error)
+        if _connection_lost(error):
+            return TemporaryError(f"connection to {where} lost during login: {text}")
+        if any(code in text for code in _TRANSIENT_CODES):
+            return TemporaryError(f"login to {where} deferred: {text}")
+        return FatalError(f"login to {where} as {self.config.username} refused: {text}")
+
     # --- fetching ---------------------------------------------------------------------
+
+    def _waiting_criteria(self) -> list[Any]:
+        """SEARCH criteria of the messages not handled yet (not deleted, not marked done)."""
+        criteria: list[Any] = ["NOT", "DELETED"]
+        if self.config.mark_with_keywords:
+            criteria += ["NOT", "KEYWORD", DONE_KEYWORD]
+        return criteria
 
     def _key(self, uid: int) -> MessageKey:
         return MessageKey(self.config.source, self._uidvalidity or 0, str(uid))
@@ -461,25 +575,25 @@ class ImapMailbox:
         plan.sections = tuple(root.sections())
         return plan
 
-    def _move(self, client: IMAPClient, uid: int, folder: str) -> None:
+    def _move(self, client: IMAPClient, uids: list[int], folder: str) -> None:
         self._ensure_folder(client, folder)
         try:
-            self._move_to(client, uid, folder)
+            self._move_to(client, uids, folder)
         except imap_errors.IMAPClientError as error:
             if "TRYCREATE" not in _error_text(error).upper():
                 raise
             self._folders.discard(folder)  # deleted behind our back: create it again
             self._ensure_folder(client, folder)
-            self._move_to(client, uid, folder)
+            self._move_to(client, uids, folder)
 
-    def _move_to(self, client: IMAPClient, uid: int, folder: str) -> None:
+    def _move_to(self, client: IMAPClient, uids: list[int], folder: str) -> None:
         if "MOVE" in self._capabilities:
-            client.move([uid], folder)
+            client.move(uids, folder)
             return
-        client.copy([uid], folder)
-        client.add_flags([uid], [b"\\Deleted"], silent=True)
+        client.copy(uids, folder)
+        client.add_flags(uids, [b"\\Deleted"], silent=True)
         if "UIDPLUS" in self._capabilities:
-            client.uid_expunge([uid])
+            client.uid_expunge(uids)
 
     def _ensure_folder(self, client: IMAPClient, folder: str) -> None:
         if folder in self._folders:
@@ -553,8 +667,17 @@ class Part:
     filename: str | None = None
     disposition: str | None = None
     boundary: bytes | None = None
+    params: dict[str, str] = field(default_factory=dict)  # a multipart's, boundary too
     children: list[Part] = field(default_factory=list)
     wanted: bool = False  # the core reads it: calendar data, TNEF, a delivery report
+
+    @property
+    def header_from_structure(self) -> bool:
+        """A multipart part's own MIME header ("N.MIME") says no more than BODYSTRUCTURE
+        does (its type, boundary and parameters): it is written from there, not fetched.
+        The header of a message (the message's, or a forwarded one's "N.HEADER") is
+        fetched: the core reads its sender, subject and dates."""
+        return self.multipart and self.header_section.endswith(".MIME")
 
     @property
     def multipart(self) -> bool:
@@ -599,7 +722,7 @@ class Part:
         """The sections to fetch to rebuild the kept parts (the message header aside)."""
         if not self.kept:
             return
-        if self.header_section != _HEADER:
+        if self.header_section != _HEADER and not self.header_from_structure:
             yield self.header_section
         if not self.children:
             yield self.body_section
@@ -613,7 +736,9 @@ class Part:
         in it is kept, so that its header and body still agree.
         """
         whole_message = self.header_section == _HEADER
-        if not whole_message:
+        if self.header_from_structure:
+            header = self.structure_header()
+        elif not whole_message:
             header = _ended_header(fetched.get(self.header_section, b""))
         if self.multipart and self.boundary and (self.kept or whole_message):
             pieces = [header]
@@ -627,6 +752,14 @@ class Part:
         if self.children:  # message/rfc822: the message inside, its own header first
             return header + self.children[0].rebuild(b"", fetched)
         return header + fetched.get(self.body_section, b"")
+
+    def structure_header(self) -> bytes:
+        """The MIME header of a multipart part, from its BODYSTRUCTURE parameters."""
+        params = "".join(
+            f'; {name}="{_quoted(value)}"' for name, value in self.params.items() if name.isascii()
+        )
+        line = f"Content-Type: {self.content_type}{params}\r\n\r\n"
+        return line.encode("utf-8", "surrogateescape")
 
     def forget_wanted(self) -> None:
         """Fetch none of it (too large): every wanted part becomes a stand-in."""
@@ -654,7 +787,7 @@ def _part(raw: Any, *, number: str, own_number: bool, header: str, body: str) ->
         children, rest = _multipart_children(raw)
         subtype = _text(rest[0]).lower() if rest else "mixed"
         params = _params(rest[1]) if len(rest) > 1 else {}
-        part = Part(f"multipart/{subtype}", header, body)
+        part = Part(f"multipart/{subtype}", header, body, params=params)
         boundary = params.get("boundary")
         part.boundary = boundary.encode("utf-8", "surrogateescape") if boundary else None
         part.wanted = subtype == "report" and (
@@ -747,6 +880,12 @@ def _decode_words(text: str) -> str:
         return text
 
 
+def _quoted(value: str) -> str:
+    """A parameter value as the inside of a quoted-string (RFC 2045), on one line."""
+    flat = "".join(" " if char in "\r\n" else char for char in value)
+    return flat.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def _params(raw: Any) -> dict[str, str]:
     if not isinstance(raw, list | tuple):
         return {}
@@ -816,6 +955,12 @@ def _temporary_text(error: BaseException, where: str, what: str, text: str) -> s
     if isinstance(error, OSError):  # also ssl.SSLError after the handshake
         return f"connection to {where} failed ({what}): {text}"
     return f"{where} refused to {what}: {text}"
+
+
+def _connection_lost(error: imap_errors.LoginError) -> bool:
+    """imapclient turns every error of LOGIN or AUTHENTICATE into a LoginError, a closed
+    connection (BYE, EOF) too: that one is the abort it was raised while handling."""
+    return isinstance(error.__context__, imap_errors.IMAPClientAbortError)
 
 
 def _error_text(error: BaseException) -> str:
