@@ -2,10 +2,14 @@
 
 One pass (:meth:`Daemon.run_once`): fetch the waiting messages (at most ``batch``), ask the
 CRM about all their addresses in one look-up, then handle them one at a time
-(``SyncService.handle``: decide, write to NetSuite, commit), filing each away to the folder
-of its outcome right after its commit. Between two messages the daemon checks its stop flag
-and pings the watchdog, so a stop never cuts a message in half and a long batch does not look
-like a hung process.
+(``SyncService.handle``: decide, write to NetSuite, commit), then file the committed
+messages away, one MOVE per outcome folder (a MOVE costs the server about the same for one
+UID or fifty, and tens of milliseconds in a folder of tens of thousands). Filing always comes
+after the commit; a message committed but not filed (the mailbox failed, the process died) is
+found processed by the next pass and filed without being handled again. Between two messages
+the daemon checks its stop flag and pings the watchdog, so a stop never cuts a message in
+half (the messages committed so far are filed before it exits) and a long batch does not
+look like a hung process.
 
 The loop (:meth:`Daemon.run_forever`) is split into named hooks: ``_one_iteration`` (one
 pass), ``_wait`` (IDLE until mail arrives or ``idle_timeout``; skipped after a pass that did
@@ -20,6 +24,13 @@ work, since more may be waiting) and ``_backoff`` (after a failure). What happen
   message that was being handled goes last in the next pass, and the failure counts as one
   of its attempts (``StateStore.record_failure``) only when another message has gone
   through since it last failed: an outage must not quarantine the messages that meet it.
+
+A message whose handling raised holds back the later messages of its meetings (the same
+iCalendar UID) until it is handled or quarantined: they go last with it, or wait while it
+waits, so that a meeting's messages are handled in the order they arrived whatever failed
+in between (a reply handled before its invitation would find no event, and the answer
+would be lost). A refused message holds nothing back: a later update may be what lets it
+through.
 * ``FatalError`` (credentials refused, configuration an admin must fix): exit 78.
 * Anything else (a fault outside any message, say the state database): exit 75, and
   systemd starts a fresh process (``Restart=on-failure``).
@@ -49,6 +60,7 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any, Final, Protocol
 
+from mailbot.core.model import Invitation
 from mailbot.core.pipeline import ReadMessage
 from mailbot.ports import FatalError, FetchedMail, Mailbox, MessageKey, PortError
 from mailbot.service import Handled, MailItem, SyncService
@@ -158,7 +170,8 @@ class Daemon:
     """The loop around ``SyncService`` (see the module docstring).
 
     ``clock`` gives the aware current time, ``sleep`` pauses (both replaceable in tests);
-    ``jitter(low, high)`` draws a backoff pause between two bounds.
+    ``jitter(low, high)`` draws a backoff pause between two bounds; ``on_handled`` is told
+    of every message handled, after its commit (the CLI prints dry-run decisions with it).
     """
 
     def __init__(
@@ -177,6 +190,7 @@ class Daemon:
         backoff_base: float = 1.0,
         backoff_cap: float = 300.0,
         jitter: Callable[[float, float], float] = random.uniform,
+        on_handled: Callable[[Handled], None] | None = None,
     ) -> None:
         if batch < 1 or max_attempts < 1:
             raise ValueError("batch and max_attempts must be at least 1")
@@ -195,6 +209,7 @@ class Daemon:
         self._clock = clock
         self._sleep = sleep
         self._jitter = jitter
+        self._on_handled = on_handled
         self._stop = False
         self._stop_signal: str | None = None
         self._waiting = False
@@ -206,7 +221,9 @@ class Daemon:
         self._successes = 0  # messages handled without an error since start
         self._suspects: dict[MessageKey, int] = {}  # failed to handle: _successes back then
         self._retry_at: dict[MessageKey, float] = {}  # refused: not before this time
+        self._holds: dict[MessageKey, frozenset[str]] = {}  # failed: the meetings it holds
         self._filed: dict[MessageKey, bool] = {}  # filed by this process: seen again since?
+        self._pending: dict[str, list[MessageKey]] = {}  # committed, filed at the pass's end
 
     # ------------------------------------------------------------------ entry points
 
@@ -261,22 +278,64 @@ class Daemon:
         """
         self._phase = FETCHING
         fetched = self.mailbox.fetch_new(self.batch)
+        self._notice_renumbering()
         self._announce_ready()
         due = self._due(fetched)
         reads = self._look_up_together(due) if due else {}
+        due = self._in_meeting_order(due, reads)
         self.notifier.watchdog()
         handled = 0
         for position, mail in enumerate(due, 1):
             if self._stop:
                 LOG.info("stop requested: %d messages left for the next run", len(due) - handled)
                 break
+            if self._held_back(mail, reads):
+                continue
             self.notifier.status(f"handling message {position} of {len(due)}")
-            self._handle(mail, reads.get(mail.key))
+            try:
+                self._handle(mail, reads.get(mail.key))
+            except BaseException:
+                self._file_pending_after_error()
+                raise
             handled += 1
             self._handled += 1
             self.notifier.watchdog()
+        self._file_pending()
+        self._record_pass(fetched)
         self.metrics.observe_success(self._clock())
         return handled
+
+    def _notice_renumbering(self) -> None:
+        """Say so when the folder's UIDVALIDITY is not the one the last pass saw. Nothing
+        else is needed: a message's key holds the UIDVALIDITY, and a message whose content
+        was processed under an old key is recognised by ``SyncService`` (Message-ID and
+        content hash), so a renumbered folder is rescanned without a second sync."""
+        validity = self.mailbox.uidvalidity
+        if validity is None:
+            return
+        cursor = self.service.state.cursor(self.mailbox.source)
+        if cursor is not None and cursor.uidvalidity != validity:
+            LOG.warning(
+                "%s: UIDVALIDITY changed from %d to %d (the server renumbered its messages); "
+                "rescanning: messages processed before are recognised by their content",
+                self.mailbox.source,
+                cursor.uidvalidity,
+                validity,
+            )
+
+    def _record_pass(self, fetched: list[FetchedMail]) -> None:
+        """Note the pass in the state (for ``mailbot status``); bookkeeping only, so a
+        failure to write it is logged, not a failure of the pass."""
+        validity = self.mailbox.uidvalidity
+        if validity is None:
+            return
+        uids = [int(mail.key.uid) for mail in fetched if mail.key.uid.isdigit()]
+        try:
+            self.service.state.record_pass(
+                self.mailbox.source, validity, max(uids, default=0), self._clock()
+            )
+        except Exception as error:  # noqa: BLE001 - the pass's own work is committed
+            LOG.warning("could not note the pass in the state: %s", _summary(error))
 
     # ------------------------------------------------------------------ the loop's hooks
 
@@ -368,11 +427,12 @@ class Daemon:
     # ------------------------------------------------------------------ one pass
 
     def _due(self, fetched: list[FetchedMail]) -> list[FetchedMail]:
-        """The fetched messages to handle now: not a refused one before its time, not one
-        this process filed already; the ones that failed to be handled go last."""
+        """The fetched messages to handle now, in mailbox order: not a refused one before
+        its time, not one this process filed already."""
         now = self._clock().timestamp()
         keys = {mail.key for mail in fetched}
         self._retry_at = {k: t for k, t in self._retry_at.items() if k in keys}
+        self._holds = {k: uids for k, uids in self._holds.items() if k in keys}
         due = []
         for mail in fetched:
             if self._retry_at.get(mail.key, 0.0) > now:
@@ -383,7 +443,40 @@ class Daemon:
                     self._filed[mail.key] = True
                 continue
             due.append(mail)
-        return sorted(due, key=lambda mail: mail.key in self._suspects)  # stable
+        return due
+
+    def _in_meeting_order(
+        self, due: list[FetchedMail], reads: dict[MessageKey, ReadMessage]
+    ) -> list[FetchedMail]:
+        """The messages that failed to be handled go last, and with them the later messages
+        of their meetings; each group keeps the mailbox order."""
+        behind: set[str] = set()
+        ahead, last = [], []
+        for mail in due:
+            meetings = self._meetings(mail, reads.get(mail.key))
+            if mail.key in self._suspects or meetings & behind:
+                behind |= meetings
+                last.append(mail)
+            else:
+                ahead.append(mail)
+        return ahead + last
+
+    def _held_back(self, mail: FetchedMail, reads: dict[MessageKey, ReadMessage]) -> bool:
+        """An earlier message of one of its meetings failed and waits to be tried again."""
+        now = self._clock().timestamp()
+        meetings = self._meetings(mail, reads.get(mail.key))
+        return any(
+            meetings & self._holds.get(key, frozenset())
+            for key, due_at in self._retry_at.items()
+            if due_at > now and key != mail.key
+        )
+
+    def _meetings(self, mail: FetchedMail, read: ReadMessage | None) -> frozenset[str]:
+        """The iCalendar UIDs the message is about (as read, or as it failed before)."""
+        held = self._holds.get(mail.key, frozenset())
+        if read is None:
+            return held
+        return held | {item.uid for item in read.objects if isinstance(item, Invitation)}
 
     def _look_up_together(self, mails: list[FetchedMail]) -> dict[MessageKey, ReadMessage]:
         """Each message not processed yet, read by the core, and one CRM look-up for the
@@ -400,12 +493,15 @@ class Daemon:
         except FatalError:
             raise
         except Exception as error:  # noqa: BLE001 - set aside or raised again, never lost
+            self._holds[mail.key] = self._meetings(mail, read)
             self._set_aside(mail, error)
             return
         self._successes += 1
         self._suspects.pop(mail.key, None)
         self._log_decisions(mail, handled)
         self._observe(mail, handled)
+        if self._on_handled is not None:
+            self._on_handled(handled)
         self._dispose(mail, handled)
 
     def _set_aside(self, mail: FetchedMail, error: Exception) -> None:
@@ -440,6 +536,7 @@ class Daemon:
         attempts = seen.attempts if seen is not None else self.max_attempts
         errors = [str(r["error"]) for r in handled.records if r.get("error")]
         message_id = next((r.get("message_id") for r in handled.records), None)
+        self._holds.pop(mail.key, None)  # refused: a later message may be what lets it through
         self._after_failure(mail, attempts, "; ".join(errors) or "refused", message_id)
 
     def _after_failure(
@@ -480,11 +577,36 @@ class Daemon:
         )
 
     def _file(self, mail: FetchedMail, outcome: str) -> None:
+        """Filed at the end of the pass, with the other committed messages of its outcome."""
+        self._pending.setdefault(outcome, []).append(mail.key)
+        self._holds.pop(mail.key, None)
+
+    def _file_pending(self) -> None:
+        """File the pass's committed messages: one command per outcome folder. A message
+        left unfiled (the mailbox failed, the process died) is in the state already: the
+        next pass finds it processed and files it without handling it again."""
         self._phase = FILING
-        self.mailbox.file_away(mail.key, outcome)
-        self._filed[mail.key] = False
-        if len(self._filed) > FILED_MEMORY:
-            del self._filed[next(iter(self._filed))]
+        try:
+            for outcome, keys in self._pending.items():
+                self.mailbox.file_away_all(keys, outcome)
+                for key in keys:
+                    self._filed[key] = False
+        finally:
+            self._pending = {}
+            while len(self._filed) > FILED_MEMORY:
+                del self._filed[next(iter(self._filed))]
+
+    def _file_pending_after_error(self) -> None:
+        """An error is on its way out of the pass: file what was committed before it, if
+        the mailbox lets us; if not, the next pass does (the error that ended the pass is
+        the one reported, and the phase stays the one it came from)."""
+        phase = self._phase
+        try:
+            self._file_pending()
+        except Exception as error:  # noqa: BLE001 - the error in flight is what counts
+            LOG.warning("committed messages left unfiled until the next pass: %s", error)
+        finally:
+            self._phase = phase
 
     def _log_decisions(self, mail: FetchedMail, handled: Handled) -> None:
         for record in handled.records:

@@ -6,7 +6,7 @@ import re
 import socket
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -242,13 +242,16 @@ def test_one_daemon_pass_shows_in_the_scrape(tmp_path: Path) -> None:
     class OneMessage:
         """A test double of the Mailbox port holding one message."""
 
+        source = mail.key.source
+        uidvalidity = mail.key.uidvalidity
+
         def __init__(self) -> None:
             self.inbox = [mail]
 
         def fetch_new(self, limit: int) -> list[FetchedMail]:
             return self.inbox[:limit]
 
-        def file_away(self, key: MessageKey, outcome: str) -> None:
+        def file_away_all(self, keys: Sequence[MessageKey], outcome: str) -> None:
             self.inbox = []
 
         def wait_for_mail(self, timeout: float) -> bool:

@@ -20,7 +20,7 @@ import socket
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ import pytest
 
 from mailbot.adapters.metrics import PrometheusMetrics
 from mailbot.adapters.notify import SystemdNotifier
+from mailbot.adapters.sqlite_state import StateStorageError
 from mailbot.app import Engine, emulator_config, open_engine
 from mailbot.daemon import EXIT_CONFIG, EXIT_OK, EXIT_TEMPORARY, Daemon
 from mailbot.logs import REDACTED, configure_logging
@@ -96,6 +97,8 @@ class MailboxDouble:
         self.on_file: Callable[[MessageKey, str], None] | None = None
         self.moves = True
         self.closed = False
+        self.source = "imap:INBOX"
+        self.uidvalidity: int | None = 7
 
     def fetch_new(self, limit: int) -> list[FetchedMail]:
         self._fault("fetch")
@@ -108,6 +111,10 @@ class MailboxDouble:
         if self.moves:
             self.inbox = [mail for mail in self.inbox if mail.key != key]
         self.folders[outcome].append(key.uid)
+
+    def file_away_all(self, keys: Sequence[MessageKey], outcome: str) -> None:
+        for key in keys:
+            self.file_away(key, outcome)
 
     def wait_for_mail(self, timeout: float) -> bool:
         self._fault("wait")
@@ -328,6 +335,47 @@ def test_a_message_committed_but_not_filed_is_filed_by_the_next_pass_without_a_w
     assert daemon.run_once() == 1
     assert mailbox.folders == {"synced": [meeting.key.uid]}
     assert writes(emulator) == 1  # the second pass found it done and only filed it
+
+
+def test_a_pass_files_its_committed_messages_together_at_its_end(
+    engine: Engine, clock: FakeClock
+) -> None:
+    meetings = [fetched(request(f"Meeting {n}")) for n in range(3)]
+    mailbox = MailboxDouble(clock, list(meetings))
+    calls: list[int] = []
+    mailbox.file_away_all = lambda keys, outcome: calls.append(len(keys))  # type: ignore[method-assign]
+
+    assert daemon_for(mailbox, engine.service, clock).run_once() == 3
+
+    assert calls == [3]  # one MOVE for the three
+
+
+def test_an_error_mid_pass_files_what_was_committed_and_keeps_its_own_handling(
+    engine: Engine, emulator: NetSuiteEmulator, clock: FakeClock
+) -> None:
+    """The second message meets a full state disk (no port error) and the mailbox is lost as
+    the first one is filed: the daemon backs off as for any error while handling (it does
+    not stop), and the first message, committed but not filed, is filed by a later pass
+    without being written again."""
+    first, second = fetched(request("First")), fetched(request("Second"))
+    mailbox = MailboxDouble(clock, [first, second])
+    outage = [True]
+
+    def before(body: dict[str, Any]) -> None:
+        if body.get("title") == "Second" and outage.pop() if outage else False:
+            mailbox.faults.append(("file", TemporaryError("connection to the mailbox lost")))
+            raise StateStorageError("database or disk is full", code="SQLITE_FULL")
+
+    daemon = daemon_for(
+        mailbox, with_calendar(engine, CalendarHook(engine.calendar, before)), clock
+    )
+    stop_when(daemon, mailbox, lambda: not mailbox.inbox)
+
+    assert daemon.run_forever() == EXIT_OK
+
+    assert sorted(mailbox.folders["synced"]) == sorted([first.key.uid, second.key.uid])
+    assert writes(emulator) == 2  # the first was not written again
+    assert len(clock.sleeps) == 1  # one backoff, for the outage
 
 
 def test_a_message_the_mailbox_does_not_move_is_left_alone_instead_of_looping(
@@ -552,6 +600,47 @@ def test_a_message_that_fails_while_others_go_through_is_quarantined(
     assert seen is not None and seen.outcome == "failed" and seen.attempts == 2
 
 
+def test_a_failing_message_holds_back_the_later_messages_of_its_meeting(
+    engine: Engine, clock: FakeClock
+) -> None:
+    """The reply behind a failing invitation waits for it (here until it is quarantined)
+    instead of going first and finding no event; other meetings' messages do not wait."""
+    meeting_uid = f"held-{uuid.uuid4()}@ourco.example.org"
+
+    def poison(body: dict[str, Any]) -> None:
+        if body.get("title") == "Poison":
+            raise TemporaryError("NetSuite answered 500 for this payload")
+
+    bad = fetched(request("Poison", uid=meeting_uid))
+    answer = fetched(reply(meeting_uid))
+    mailbox = MailboxDouble(clock, [bad, answer, fetched(request("Good 1"))])
+    filed: list[tuple[str, str]] = []
+    mailbox.on_file = lambda key, outcome: filed.append((key.uid, outcome))
+    daemon = daemon_for(
+        mailbox,
+        with_calendar(engine, CalendarHook(engine.calendar, poison)),
+        clock,
+        max_attempts=2,
+        failure_delay=60.0,
+    )
+
+    def wait(timeout: float) -> bool:
+        if not mailbox.inbox:
+            daemon.request_stop()
+            return False
+        mailbox.deliver(fetched(request("Good 2")))
+        clock.advance(timeout)
+        return True
+
+    mailbox.on_wait = wait
+
+    assert daemon.run_forever() == EXIT_OK
+
+    assert [outcome for _, outcome in filed] == ["synced", "synced", "failed", "skipped"]
+    assert filed[2:] == [(bad.key.uid, "failed"), (answer.key.uid, "skipped")]
+    assert clock.sleeps == [1.0]  # only the first failure, with nothing gone through yet
+
+
 def test_fatal_errors_exit_78_and_unexpected_ones_75(engine: Engine, clock: FakeClock) -> None:
     mailbox = MailboxDouble(clock, [fetched(request())])
     mailbox.faults.append(("fetch", FatalError("IMAP login refused")))
@@ -769,12 +858,19 @@ def test_status_and_log_reports(engine: Engine, clock: FakeClock) -> None:
     daemon_for(MailboxDouble(clock, [meeting, note]), engine.service, clock).run_once()
 
     status = status_report(engine.state)
-    assert "Messages:   2 (skipped 1, synced 1)" in status
+    assert "Messages:      2 (skipped 1, synced 1)" in status
     assert "Quarantined (filed to Failed after 5 attempts): 0" in status
-    assert json.loads(status_report(engine.state, as_json=True))["by_outcome"] == {
-        "skipped": 1,
-        "synced": 1,
-    }
+    assert f"Last pass:     {NOW.isoformat(timespec='seconds')} over imap:INBOX" in status
+    summary = json.loads(status_report(engine.state, as_json=True))
+    assert summary["by_outcome"] == {"skipped": 1, "synced": 1}
+    assert summary["last_passes"] == [
+        {
+            "mailbox": "imap:INBOX",
+            "uidvalidity": 7,
+            "last_uid": int(note.key.uid),
+            "at": NOW.isoformat(),
+        }
+    ]
 
     table = decision_log_report(engine.state, outcome="create")
     assert "Budget \\x1b[31mred" in table and "\x1b" not in table  # no terminal escapes
