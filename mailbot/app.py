@@ -6,9 +6,9 @@ import logging
 import sqlite3
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,14 +23,17 @@ from mailbot.adapters.netsuite.config import (
 )
 from mailbot.adapters.netsuite.directory import NetSuiteDirectory
 from mailbot.adapters.notify import SystemdNotifier
+from mailbot.adapters.oauth2_token import ClientCredentialsTokens, OAuth2Client
+from mailbot.adapters.progress import progress_for
 from mailbot.adapters.recording import RecordingCalendar
 from mailbot.adapters.sqlite_state import SqliteStateStore
+from mailbot.backfill import Backfill
 from mailbot.core.explanation import decision_record
 from mailbot.core.pipeline import decide_message
 from mailbot.core.policy import MatchPolicy, Policy, RecurrenceMode
 from mailbot.daemon import Daemon
 from mailbot.ports import Calendar, MessageKey
-from mailbot.service import MailItem, SyncService
+from mailbot.service import Handled, MailItem, SyncService
 from mailbot.settings import ConfigurationError, Settings, read_secrets
 
 
@@ -174,9 +177,21 @@ def recurrence_mode(settings: Settings, client: NetSuiteClient) -> RecurrenceMod
 
 
 def _throwaway_copy(state_path: str, folder: Path) -> str:
+    """A copy of the state database that leaves nothing beside the original.
+
+    A read-only connection to a WAL database creates the ``-wal`` and ``-shm`` files when
+    they are missing (they exist only while a daemon has the database open) and leaves them
+    behind, created by whoever ran the dry-run, which must change nothing. Without them
+    every commit is in the main file, which is then read as immutable: no lock, no side
+    file. With them (a daemon runs, or one crashed), the ordinary read-only connection
+    reads the commits still in the ``-wal``.
+    """
     copy = folder / "state.sqlite3"
-    if Path(state_path).exists():
-        source = sqlite3.connect(f"file:{state_path}?mode=ro", uri=True)
+    original = Path(state_path)
+    if original.exists():
+        in_use = Path(f"{state_path}-wal").exists()
+        mode = "mode=ro" if in_use else "mode=ro&immutable=1"
+        source = sqlite3.connect(f"{original.resolve().as_uri()}?{mode}", uri=True)
         target = sqlite3.connect(copy)
         try:
             source.backup(target)
@@ -265,20 +280,26 @@ def open_state(settings: Settings) -> SqliteStateStore:
 
 
 def imap_mailbox(
-    settings: Settings, *, read_only: bool, environ: Mapping[str, str] | None = None
+    settings: Settings,
+    *,
+    read_only: bool,
+    environ: Mapping[str, str] | None = None,
+    folder: str | None = None,
 ) -> ImapMailbox:
-    """The shared mailbox from the settings and the secret ``imap-password``."""
+    """The shared mailbox from the settings and its secret (``imap-password``, or for
+    XOAUTH2 ``imap-oauth2-client-secret``); ``folder`` instead of the watched one
+    (backfill)."""
     imap = settings.imap
     if imap is None:
         raise ConfigurationError(
             settings.source or "configuration", ["[imap] host, username: required"]
         )
-    password = read_secrets(("imap-password",), environ)["imap-password"]
+    secrets = read_secrets(imap.secret_names, environ)
     config = ImapConfig(
         host=imap.host,
         port=imap.port or IMAP_PORTS[imap.tls],
         username=imap.username,
-        folder=imap.folder,
+        folder=folder or imap.folder,
         tls=cast(TlsMode, imap.tls),  # validated by the settings
         ca_file=imap.ca_file,
         connect_timeout=imap.connect_timeout,
@@ -289,7 +310,20 @@ def imap_mailbox(
         mark_with_keywords=imap.mark_with_keywords,
         max_message_bytes=settings.limits.max_message_bytes,
     )
-    return ImapMailbox(config, password=password, read_only=read_only)
+    if imap.auth == "xoauth2":
+        tokens = ClientCredentialsTokens(
+            OAuth2Client(
+                token_url=imap.oauth2_token_url or "",
+                client_id=imap.oauth2_client_id or "",
+                scopes=imap.oauth2_scope,
+                ca_file=imap.oauth2_ca_file,
+                connect_timeout=imap.connect_timeout,
+                read_timeout=imap.read_timeout,
+            ),
+            client_secret=secrets["imap-oauth2-client-secret"],
+        )
+        return ImapMailbox(config, oauth2_token=tokens, read_only=read_only)
+    return ImapMailbox(config, password=secrets["imap-password"], read_only=read_only)
 
 
 IMAP_PORTS = {"implicit": 993, "starttls": 143, "none": 143}
@@ -311,7 +345,12 @@ class Running:
         self.engine.close()
 
 
-def open_daemon(settings: Settings, *, dry_run: bool) -> Running:
+def open_daemon(
+    settings: Settings,
+    *,
+    dry_run: bool,
+    on_handled: Callable[[Handled], None] | None = None,
+) -> Running:
     """The daemon on the real mailbox and NetSuite; in dry-run the mailbox is opened
     read-only (EXAMINE) and the engine records instead of writing."""
     config = netsuite_config(settings)
@@ -328,5 +367,51 @@ def open_daemon(settings: Settings, *, dry_run: bool) -> Running:
         batch=settings.daemon.batch,
         max_attempts=settings.daemon.max_attempts,
         idle_timeout=settings.daemon.idle_timeout,
+        backoff_cap=settings.daemon.backoff_cap,
+        on_handled=on_handled,
     )
     return Running(daemon, engine, mailbox, server)
+
+
+# --- the backfill ------------------------------------------------------------------------
+
+
+@dataclass
+class BackfillRun:
+    """A wired backfill and everything it holds open."""
+
+    backfill: Backfill
+    engine: Engine
+    mailbox: ImapMailbox
+
+    def close(self) -> None:
+        self.mailbox.close()
+        self.engine.close()
+
+
+def open_backfill(
+    settings: Settings, *, folder: str | None, since: date | None, dry_run: bool
+) -> BackfillRun:
+    """A backfill of ``folder`` (default: the watched one). Another folder is the user's
+    archive: opened read-only (EXAMINE), its messages left where they are. In dry-run the
+    mailbox is read-only whatever the folder, and the engine records instead of writing.
+    The progress goes to stderr: a bar on a terminal, log lines elsewhere."""
+    watched = settings.imap.folder if settings.imap is not None else "INBOX"
+    chosen = _folder_name(folder or watched)
+    foreign = chosen != _folder_name(watched)
+    mailbox = imap_mailbox(settings, read_only=dry_run or foreign, folder=chosen)
+    engine = open_engine(settings, netsuite_config(settings), dry_run=dry_run)
+    backfill = Backfill(
+        mailbox,
+        engine.service,
+        file_messages=not foreign,
+        since=since,
+        batch=settings.daemon.batch,
+        progress=progress_for(mailbox.config.source),
+    )
+    return BackfillRun(backfill, engine, mailbox)
+
+
+def _folder_name(name: str) -> str:
+    """INBOX is case-insensitive in IMAP (RFC 3501); other names are the server's."""
+    return "INBOX" if name.upper() == "INBOX" else name

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -14,23 +15,29 @@ from mailbot import __version__
 from mailbot.app import (
     explain_files,
     netsuite_config,
+    open_backfill,
     open_daemon,
     open_engine,
     open_state,
     replay_files,
     run_demo,
 )
+from mailbot.backfill import BackfillReport
+from mailbot.check import failed, render_checks, run_checks
 from mailbot.logs import configure_logging
-from mailbot.ports import FatalError, TemporaryError
+from mailbot.ports import FatalError, PortError, TemporaryError
 from mailbot.reports import decision_log_report, status_report
+from mailbot.service import Handled
 from mailbot.settings import ConfigurationError, config_path, load_settings
 
 EXIT_OK = 0
 EXIT_UNREADABLE = 1
 EXIT_USAGE = 2
 RESPONSE_MARKS = {"ACCEPTED": "yes", "DECLINED": "no", "TENTATIVE": "maybe", "NO_RESPONSE": "-"}
+EXIT_CHECK_FAILED = 1
 EXIT_TEMPORARY = 75
 EXIT_CONFIG = 78
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process ended by Ctrl-C
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,8 +86,43 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--dry-run",
             action="store_true",
-            help="mailbox opened read-only, nothing written to NetSuite, the state untouched",
+            help="mailbox opened read-only, nothing written to NetSuite, the state untouched; "
+            "the decisions are printed",
         )
+        command.add_argument(
+            "--json",
+            action="store_true",
+            help="print every decision as a JSON line on standard output (also without --dry-run)",
+        )
+    backfill = commands.add_parser(
+        "backfill",
+        help="process the mail already in a folder (resumable)",
+        description="Run the messages already in a folder through the engine, oldest first, "
+        "as the daemon would. The watched folder's messages are filed as the daemon files "
+        "them; another folder's stay where they are. Interrupted (Ctrl-C, SIGTERM), it "
+        "resumes where it stopped when run again.",
+    )
+    backfill.add_argument("--config", metavar="FILE", help="configuration file (TOML)")
+    backfill.add_argument("--folder", help="the folder to walk (default: the watched one)")
+    backfill.add_argument(
+        "--since", type=_day, metavar="DATE", help="only mail received on or after DATE (ISO)"
+    )
+    backfill.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="mailbox opened read-only, nothing written to NetSuite, the state untouched",
+    )
+    backfill.add_argument("--json", action="store_true", help="JSON Lines, one decision a line")
+    check = commands.add_parser(
+        "check",
+        help="check the configuration, IMAP, NetSuite and the clock before running",
+        description="Validate the configuration, connect to the mailbox (read-only) and to "
+        "NetSuite, and report the server's capabilities, NetSuite authentication, the "
+        "calendarEvent schema and the clock skew. Changes nothing. Exit 0 when no check "
+        "failed, 1 when one did, 78 when the configuration is not usable.",
+    )
+    check.add_argument("--config", metavar="FILE", help="configuration file (TOML)")
+    check.add_argument("--json", action="store_true", help="one JSON document")
     status = commands.add_parser("status", help="counts, last run, quarantined messages")
     status.add_argument("--config", metavar="FILE", help="configuration file (TOML)")
     status.add_argument("--json", action="store_true")
@@ -106,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one return a command
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "sim":
@@ -116,10 +158,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "replay":
         return _replay(args, sys.stdout)
     if args.command in ("run", "once"):
-        return _daemon(args)
+        return _daemon(args, sys.stdout)
+    if args.command == "backfill":
+        return _backfill(args)
     if args.command in ("status", "log"):
         return _report(args, sys.stdout)
+    if args.command == "check":
+        return _check(args, sys.stdout)
     return _explain_command(parser, args)
+
+
+def _check(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        results = run_checks(load_settings(config_path(args.config)))
+    except ConfigurationError as error:
+        _print_problems(error)
+        if args.json:
+            out.write(json.dumps({"configuration": error.problems}, ensure_ascii=False) + "\n")
+        return EXIT_CONFIG
+    out.write(render_checks(results, as_json=args.json))
+    return EXIT_CHECK_FAILED if failed(results) else EXIT_OK
 
 
 def _replay(args: argparse.Namespace, out: TextIO) -> int:
@@ -150,10 +208,17 @@ def _replay(args: argparse.Namespace, out: TextIO) -> int:
     return status
 
 
-def _daemon(args: argparse.Namespace) -> int:
+def _daemon(args: argparse.Namespace, out: TextIO) -> int:
     try:
         settings = load_settings(config_path(args.config))
-        running = open_daemon(settings, dry_run=args.dry_run)
+        printer = DecisionPrinter(
+            out,
+            settings.policy().sync_zone_name,
+            as_json=args.json,
+            streaming=args.command == "run",
+        )
+        shown = printer.add if args.dry_run or args.json else None
+        running = open_daemon(settings, dry_run=args.dry_run, on_handled=shown)
     except ConfigurationError as error:
         _print_problems(error)
         return EXIT_CONFIG
@@ -165,6 +230,115 @@ def _daemon(args: argparse.Namespace) -> int:
         return running.daemon.once() if args.command == "once" else running.daemon.run_forever()
     finally:
         running.close()
+        if shown is not None:
+            printer.finish()
+
+
+class DecisionPrinter:
+    """The decisions of ``run``/``once`` on standard output: JSON Lines as they come, or a
+    table (``once``: one table at the end; ``run``: a line per decision as it comes, in
+    columns of fixed width, since the run has no end to wait for)."""
+
+    STREAM_WIDTHS = (10, 9, 26, 8, 35, 40, 9)
+
+    def __init__(self, out: TextIO, zone_name: str, *, as_json: bool, streaming: bool) -> None:
+        self.out = out
+        self.zone_name = zone_name
+        self.as_json = as_json
+        self.streaming = streaming
+        self.rows: list[dict[str, Any]] = []
+        self._header_written = False
+
+    def add(self, handled: Handled) -> None:
+        if self.as_json:
+            for record in handled.records:
+                self.out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        elif self.streaming:
+            for record in handled.records:
+                self._stream(record)
+        else:
+            self.rows.extend(handled.records)
+            return
+        self.out.flush()
+
+    def finish(self) -> None:
+        if not (self.as_json or self.streaming):
+            self.out.write(
+                render_table(self.rows, self.zone_name, engine_columns=True, first="UID")
+            )
+        self.out.flush()
+
+    def _stream(self, record: dict[str, Any]) -> None:
+        widths = list(self.STREAM_WIDTHS)
+        if not self._header_written:
+            self.out.write(_format_line(_table_header(self.zone_name, True, "UID"), widths) + "\n")
+            self._header_written = True
+        self.out.write(_format_line(_table_line(record, True), widths) + "\n")
+        if record["detail"]:
+            self.out.write(f"    {record['detail']}\n")
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    """Decisions on stdout (JSON Lines as they come, or a table at the end), progress and
+    the summary on stderr. Output is written to ``sys.stdout`` as it is at that moment:
+    while the progress bar shares the terminal, rich stands in for it."""
+    try:
+        settings = load_settings(config_path(args.config))
+        run = open_backfill(settings, folder=args.folder, since=args.since, dry_run=args.dry_run)
+    except ConfigurationError as error:
+        _print_problems(error)
+        return EXIT_CONFIG
+    except PortError as error:
+        print(f"mailbot: {error}", file=sys.stderr)
+        return EXIT_TEMPORARY if isinstance(error, TemporaryError) else EXIT_CONFIG
+    configure_logging(json=settings.daemon.log_json)
+    rows: list[dict[str, Any]] = []
+
+    def emit(records: Sequence[dict[str, Any]]) -> None:
+        _emit(tuple(records), as_json=args.json, out=sys.stdout, rows=rows)
+        sys.stdout.flush()  # JSON Lines as they happen, also through a pipe
+
+    status = EXIT_OK
+    try:
+        run.backfill.run(emit)
+    except FatalError as error:
+        print(f"mailbot: {error}", file=sys.stderr)
+        status = EXIT_CONFIG
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, which is safe too
+        status = EXIT_INTERRUPTED
+    except Exception as error:  # ends the command: a message, exit 75
+        detail = not isinstance(error, PortError)
+        logging.getLogger("mailbot.backfill").error("stopped: %s", error, exc_info=detail)
+        status = EXIT_TEMPORARY
+    finally:
+        run.close()
+    report = run.backfill.report
+    if status == EXIT_CONFIG and not report.handled:
+        return status  # nothing done: the error says it all
+    if not args.json:
+        zone = settings.policy().sync_zone_name
+        sys.stdout.write(render_table(rows, zone, engine_columns=True, first="MESSAGE"))
+    _print_backfill_end(report, status, dry_run=args.dry_run)
+    return status
+
+
+def _print_backfill_end(report: BackfillReport, status: int, *, dry_run: bool) -> None:
+    print(report.summary(), file=sys.stderr)
+    if report.interrupted or status == EXIT_TEMPORARY:
+        what = "interrupted" if report.interrupted else "stopped"
+        print(
+            f"{what}: {report.done} of {report.listed} done; run the same command again to resume",
+            file=sys.stderr,
+        )
+    if dry_run:
+        print("dry run: nothing was written to NetSuite, the mailbox or the state", file=sys.stderr)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
 def _report(args: argparse.Namespace, out: TextIO) -> int:
@@ -306,31 +480,15 @@ def _explain(files: list[str], policy: Any, *, as_json: bool, out: TextIO) -> in
 
 
 def render_table(
-    rows: list[dict[str, Any]], zone_name: str, *, engine_columns: bool = False
+    rows: list[dict[str, Any]],
+    zone_name: str,
+    *,
+    engine_columns: bool = False,
+    first: str = "FILE",
 ) -> str:
     """A readable table: one line per decision, its detail indented below it."""
-    header: tuple[str, ...] = (
-        "FILE",
-        "OUTCOME",
-        "REASON",
-        "METHOD",
-        f"WHEN ({zone_name})",
-        "SUMMARY",
-    )
-    if engine_columns:
-        header = (*header, "NETSUITE")
-    lines = [
-        (
-            _short_path(row["file"], 38),
-            row["outcome"],
-            row["reason"] or "",
-            row["method"] or "",
-            _when(row),
-            _short(row["summary"] or "", 40),
-            *((_written(row),) if engine_columns else ()),
-        )
-        for row in rows
-    ]
+    header = _table_header(zone_name, engine_columns, first)
+    lines = [_table_line(row, engine_columns) for row in rows]
     widths = [
         max(len(str(cell)) for cell in column) for column in zip(header, *lines, strict=False)
     ]
@@ -345,6 +503,23 @@ def render_table(
     summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
     text.append(f"{len(rows)} decisions: {summary}" if rows else "no decisions")
     return "\n".join(text) + "\n"
+
+
+def _table_header(zone_name: str, engine_columns: bool, first: str) -> tuple[str, ...]:
+    header = (first, "OUTCOME", "REASON", "METHOD", f"WHEN ({zone_name})", "SUMMARY")
+    return (*header, "NETSUITE") if engine_columns else header
+
+
+def _table_line(row: dict[str, Any], engine_columns: bool) -> tuple[str, ...]:
+    return (
+        _short_path(row["file"], 38),
+        row["outcome"],
+        row["reason"] or "",
+        row["method"] or "",
+        _when(row),
+        _short(row["summary"] or "", 40),
+        *((_written(row),) if engine_columns else ()),
+    )
 
 
 def _written(row: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ Secrets never come from the TOML file: a key that looks like one there is an err
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import re
 import tomllib
@@ -18,6 +19,8 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mailbot.core.policy import Limits, MatchPolicy, OpportunityChoice, Policy
+
+LOG = logging.getLogger("mailbot.settings")
 
 DEFAULT_CONFIG = Path("/etc/mailbot/mailbot.toml")
 CONFIG_ENV = "MAILBOT_CONFIG"
@@ -48,6 +51,7 @@ SECRET_NAMES = {
     "netsuite-token-secret": "MAILBOT_NETSUITE_TOKEN_SECRET",
     "netsuite-oauth2-private-key": "MAILBOT_NETSUITE_OAUTH2_PRIVATE_KEY",
     "imap-password": "MAILBOT_IMAP_PASSWORD",
+    "imap-oauth2-client-secret": "MAILBOT_IMAP_OAUTH2_CLIENT_SECRET",
 }
 TBA_SECRETS = (
     "netsuite-consumer-key",
@@ -57,6 +61,9 @@ TBA_SECRETS = (
 )
 OAUTH2_SECRETS = ("netsuite-oauth2-private-key",)
 
+OTHERS_ACCESS = 0o007  # permission bits of users outside the file's owner and group
+# limits the parsers cannot go beyond: the email package recurses once per MIME level
+LIMIT_CEILINGS = {"max_mime_depth": 100}
 KNOWN_KEYS: dict[str, set[str]] = {
     "netsuite": NETSUITE_KEYS,
     "rules": {"trusted_authserv_ids", "sender_domains", "max_text_length"},
@@ -82,8 +89,20 @@ KNOWN_KEYS: dict[str, set[str]] = {
         "skipped_folder",
         "failed_folder",
         "mark_with_keywords",
+        "auth",
+        "oauth2_token_url",
+        "oauth2_client_id",
+        "oauth2_scope",
+        "oauth2_ca_file",
     },
-    "daemon": {"batch", "max_attempts", "idle_timeout", "metrics_address", "log_json"},
+    "daemon": {
+        "batch",
+        "max_attempts",
+        "idle_timeout",
+        "backoff_cap",
+        "metrics_address",
+        "log_json",
+    },
 }
 DEFAULT_STATE_PATH = "/var/lib/mailbot/state.sqlite3"
 
@@ -119,7 +138,9 @@ class NetSuiteSettings:
 
 @dataclass(frozen=True, slots=True)
 class ImapSettings:
-    """The shared mailbox; the password is the secret ``imap-password``."""
+    """The shared mailbox. ``auth = "password"``: the secret ``imap-password``;
+    ``"xoauth2"``: access tokens from the ``oauth2_token_url`` for ``oauth2_client_id``
+    (client credentials grant), whose secret is ``imap-oauth2-client-secret``."""
 
     host: str
     username: str
@@ -133,6 +154,15 @@ class ImapSettings:
     skipped_folder: str = "Skipped"
     failed_folder: str = "Failed"
     mark_with_keywords: bool = False
+    auth: str = "password"  # "password" (LOGIN) or "xoauth2" (OAuth 2.0 access tokens)
+    oauth2_token_url: str | None = None
+    oauth2_client_id: str | None = None
+    oauth2_scope: tuple[str, ...] = ()
+    oauth2_ca_file: str | None = None  # CAs for the token endpoint; the system's otherwise
+
+    @property
+    def secret_names(self) -> tuple[str, ...]:
+        return ("imap-oauth2-client-secret",) if self.auth == "xoauth2" else ("imap-password",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +170,7 @@ class DaemonSettings:
     batch: int = 50
     max_attempts: int = 5
     idle_timeout: float = 600.0
+    backoff_cap: float = 300.0  # longest pause between two tries after failures in a row
     metrics_address: str | None = "127.0.0.1:9487"
     log_json: bool = False
 
@@ -269,10 +300,71 @@ def _imap(section: dict[str, Any], problems: list[str]) -> ImapSettings | None:
             problems.append(f"imap.{key}: seconds, more than 0")
     if not isinstance(section.get("mark_with_keywords", False), bool):
         problems.append("imap.mark_with_keywords: true or false")
+    scope = _imap_auth(section, problems)
     if len(problems) > found:
         return None
     known = {k: v for k, v in section.items() if k in ImapSettings.__dataclass_fields__}
-    return ImapSettings(**known)
+    return ImapSettings(**{**known, "oauth2_scope": scope})
+
+
+OAUTH2_IMAP_KEYS = ("oauth2_token_url", "oauth2_client_id", "oauth2_scope")
+
+
+def _imap_auth(section: dict[str, Any], problems: list[str]) -> tuple[str, ...]:
+    """``auth`` and, for XOAUTH2, the token endpoint's keys; returns the scopes."""
+    auth = section.get("auth", "password")
+    if auth not in ("password", "xoauth2"):
+        problems.append("imap.auth: 'password' or 'xoauth2' (OAuth 2.0, e.g. Microsoft 365)")
+        return ()
+    if auth == "password":
+        given = [key for key in (*OAUTH2_IMAP_KEYS, "oauth2_ca_file") if key in section]
+        problems.extend(f"imap.{key}: only with auth = 'xoauth2'" for key in given)
+        return ()
+    for key in OAUTH2_IMAP_KEYS:
+        if key not in section:
+            problems.append(f"imap.{key}: required with auth = 'xoauth2'")
+    problems.extend(_token_url_problems(section.get("oauth2_token_url")))
+    client_id = section.get("oauth2_client_id")
+    if client_id is not None and (not isinstance(client_id, str) or not client_id.strip()):
+        problems.append("imap.oauth2_client_id: the application (client) id, a string")
+    ca_file = section.get("oauth2_ca_file")
+    if ca_file is not None and (not isinstance(ca_file, str) or not ca_file):
+        problems.append("imap.oauth2_ca_file: a non-empty string")
+    return _scopes(section.get("oauth2_scope"), problems)
+
+
+def _token_url_problems(value: object) -> list[str]:
+    """https only, loopback included: requests-oauthlib refuses to post a secret over
+    plain http (and the test endpoints run TLS with a CA of their own)."""
+    if value is None:
+        return []
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme != "https" or not parts.hostname:
+        return [
+            "imap.oauth2_token_url: an https URL, like "
+            "https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token"
+        ]
+    if parts.username or parts.password:
+        return ["imap.oauth2_token_url: no user or password in the URL (the secret is a secret)"]
+    return []
+
+
+def _scopes(value: object, problems: list[str]) -> tuple[str, ...]:
+    """A list of scopes, or one string of them separated by spaces (RFC 6749, 3.3)."""
+    if value is None:
+        return ()
+    items = value.split() if isinstance(value, str) else value
+    if (
+        not isinstance(items, list)
+        or not items
+        or not all(isinstance(item, str) and len(item.split()) == 1 for item in items)
+    ):
+        problems.append(
+            "imap.oauth2_scope: a scope or a list of them, like "
+            '"https://outlook.office365.com/.default"'
+        )
+        return ()
+    return tuple(item.strip() for item in items)
 
 
 def _daemon(section: dict[str, Any], problems: list[str]) -> DaemonSettings:
@@ -286,9 +378,14 @@ def _daemon(section: dict[str, Any], problems: list[str]) -> DaemonSettings:
         problems.append(
             "daemon.idle_timeout: seconds from 1 to 1740 (IDLE is renewed before 29 min)"
         )
+    cap = section.get("backoff_cap", 300.0)
+    if isinstance(cap, bool) or not isinstance(cap, int | float) or not 1 <= cap <= 3600:
+        problems.append("daemon.backoff_cap: seconds from 1 to 3600")
     address = section.get("metrics_address", "127.0.0.1:9487")
-    if address is not None and (not isinstance(address, str) or ":" not in address):
-        problems.append("daemon.metrics_address: host:port on loopback, or remove the key")
+    if address == "":  # TOML has no null: an empty address turns the endpoint off
+        section = {**section, "metrics_address": None}
+    elif not isinstance(address, str) or ":" not in address:
+        problems.append('daemon.metrics_address: host:port on loopback, or "" for no endpoint')
     if not isinstance(section.get("log_json", False), bool):
         problems.append("daemon.log_json: true or false")
     if len(problems) > found:
@@ -406,12 +503,10 @@ def read_secrets(
     Every missing secret is reported at once; values are never logged or echoed.
     """
     environ = os.environ if environ is None else environ
-    directory = environ.get(CREDENTIALS_ENV)
     found: dict[str, str] = {}
     missing: list[str] = []
     for name in names:
-        value = _credential(directory, name) if directory else None
-        value = value if value is not None else environ.get(SECRET_NAMES[name])
+        value, _ = _lookup(name, environ)
         if value:
             found[name] = value.strip()
         else:
@@ -424,16 +519,49 @@ def read_secrets(
     return found
 
 
+def secret_sources(
+    names: tuple[str, ...], environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Where ``read_secrets`` takes each secret from (never the value), for ``mailbot check``:
+    "systemd credential <path>" or "environment variable <NAME>"; "" when it is missing."""
+    environ = os.environ if environ is None else environ
+    sources = {}
+    for name in names:
+        value, where = _lookup(name, environ)
+        sources[name] = where if value else ""
+    return sources
+
+
+def _lookup(name: str, environ: Mapping[str, str]) -> tuple[str | None, str]:
+    """A secret's value and where it was found: the systemd credential wins."""
+    directory = environ.get(CREDENTIALS_ENV)
+    value = _credential(directory, name) if directory else None
+    if value is not None:
+        return value, f"systemd credential {Path(str(directory)) / name}"
+    variable = SECRET_NAMES[name]
+    return environ.get(variable), f"environment variable {variable}"
+
+
 def _credential(directory: str, name: str) -> str | None:
     path = Path(directory) / name
     try:
-        return path.read_text(encoding="utf-8")
+        value = path.read_text(encoding="utf-8")
+        mode = path.stat().st_mode
     except FileNotFoundError:
         return None
     except OSError as error:
         raise MissingSecretsError(
             "secrets", [f"secret {name}: cannot read: {error.strerror}"]
         ) from error
+    if mode & OTHERS_ACCESS:  # systemd's own credentials never are; a hand-made folder may be
+        LOG.warning(
+            "secret %s: %s can be read by every user of this machine (mode %04o): "
+            "chmod o-rwx it, or let systemd provide it (LoadCredential=)",
+            name,
+            path,
+            mode & 0o7777,
+        )
+    return value
 
 
 def _unknown_keys(data: dict[str, Any]) -> list[str]:
@@ -475,10 +603,13 @@ def _limits(values: dict[str, Any]) -> tuple[Limits, list[str]]:
     for key, value in values.items():
         if key not in Limits.__dataclass_fields__:
             continue
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            accepted[key] = value
-        else:
+        ceiling = LIMIT_CEILINGS.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             problems.append(f"limits.{key}: a positive whole number")
+        elif ceiling is not None and value > ceiling:
+            problems.append(f"limits.{key}: at most {ceiling} (the MIME parsers recurse per level)")
+        else:
+            accepted[key] = value
     return Limits(**accepted), problems
 
 

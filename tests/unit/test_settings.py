@@ -117,3 +117,21 @@ def test_imap_and_daemon_sections_report_every_problem() -> None:
         "daemon.idle_timeout",
     ):
         assert expected in problems
+
+
+def test_daemon_backoff_cap_is_read_and_bounded() -> None:
+    settings = settings_from_mapping({"daemon": {"backoff_cap": 2}}, "test")
+    assert settings.daemon.backoff_cap == 2
+    for wrong in (0.5, 3601, True, "60"):
+        with pytest.raises(ConfigurationError) as raised:
+            settings_from_mapping({"daemon": {"backoff_cap": wrong}}, "test")
+        assert any("daemon.backoff_cap" in problem for problem in raised.value.problems)
+
+
+def test_an_empty_metrics_address_turns_the_endpoint_off() -> None:
+    assert settings_from_mapping({}, "test").daemon.metrics_address == "127.0.0.1:9487"
+    off = settings_from_mapping({"daemon": {"metrics_address": ""}}, "test")
+    assert off.daemon.metrics_address is None
+    with pytest.raises(ConfigurationError) as raised:
+        settings_from_mapping({"daemon": {"metrics_address": 9487}}, "test")
+    assert any("daemon.metrics_address" in problem for problem in raised.value.problems)

@@ -1,0 +1,163 @@
+"""`mailbot once` and `mailbot check` with ``[imap] auth = "xoauth2"``, as an admin runs them
+against Microsoft 365: real processes, a Dovecot that takes only tokens from the test's
+OAuth 2.0 authority for XOAUTH2, the NetSuite emulator, real SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailbot.sim.netsuite import NetSuiteEmulator, load_data
+from tests.imap_fixtures import DovecotServer
+from tests.oauth2_fixtures import CLIENT_ID, CLIENT_SECRET, SCOPE, OAuth2Authority
+
+SAMPLES = Path(__file__).resolve().parents[2] / "mailbot" / "samples" / "demo" / "cur"
+SYNC_MAILBOX = "crm-sync@lakeside-instruments.example.com"
+
+
+@pytest.fixture
+def demo_account() -> Iterator[NetSuiteEmulator]:
+    with NetSuiteEmulator(load_data(None)).start() as emulator:
+        yield emulator
+
+
+def _config(
+    tmp_path: Path, emulator: NetSuiteEmulator, server: DovecotServer, authority: OAuth2Authority
+) -> Path:
+    imap = {
+        "host": server.host,
+        "port": server.port,
+        "username": server.username,
+        "tls": "starttls",
+        "ca_file": str(server.ca_file),
+        "auth": "xoauth2",
+        "oauth2_token_url": authority.token_url,
+        "oauth2_client_id": CLIENT_ID,
+        "oauth2_scope": [SCOPE],
+        "oauth2_ca_file": str(authority.ca_file),
+    }
+    config = tmp_path / "mailbot.toml"
+    config.write_text(
+        f'[netsuite]\ntimezone = "Europe/Berlin"\naccount = "{emulator.account}"\n'
+        f'base_url = "{emulator.base_url}"\n'
+        f'[matching]\nmailbox_addresses = ["{SYNC_MAILBOX}"]\n'
+        f'[sync]\nstate_path = "{tmp_path / "state.sqlite3"}"\n'
+        "[imap]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in imap.items()),
+        encoding="utf-8",
+    )
+    return config
+
+
+def _env(emulator: NetSuiteEmulator, client_secret: str = CLIENT_SECRET) -> dict[str, str]:
+    credentials = emulator.credentials
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "MAILBOT_NETSUITE_CONSUMER_KEY": credentials["consumer_key"],
+        "MAILBOT_NETSUITE_CONSUMER_SECRET": credentials["consumer_secret"],
+        "MAILBOT_NETSUITE_TOKEN_ID": credentials["token_id"],
+        "MAILBOT_NETSUITE_TOKEN_SECRET": credentials["token_secret"],
+        "MAILBOT_IMAP_OAUTH2_CLIENT_SECRET": client_secret,
+    }
+
+
+def _mailbot(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mailbot", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+
+
+def _assert_nothing_secret_shown(
+    result: subprocess.CompletedProcess[str], authority: OAuth2Authority, secret: str
+) -> None:
+    shown = result.stdout + result.stderr
+    assert secret not in shown
+    for token in authority.issued:
+        assert token not in shown
+
+
+def test_once_syncs_the_mailbox_logged_in_with_xoauth2(
+    tmp_path: Path,
+    demo_account: NetSuiteEmulator,
+    xoauth2_dovecot: DovecotServer,
+    oauth2_authority: OAuth2Authority,
+) -> None:
+    for path in sorted(SAMPLES.glob("*.eml")):
+        xoauth2_dovecot.append("INBOX", path.read_bytes())
+    config = _config(tmp_path, demo_account, xoauth2_dovecot, oauth2_authority)
+
+    result = _mailbot("once", "--config", str(config), env=_env(demo_account))
+
+    assert result.returncode == 0, result.stderr
+    assert len(demo_account.records("calendarEvent")) == 6
+    assert xoauth2_dovecot.folder_uids("INBOX") == []
+    assert len(xoauth2_dovecot.folder_uids("Synced")) == 7
+    assert len(xoauth2_dovecot.folder_uids("Skipped")) == 3
+    assert oauth2_authority.token_requests == 1
+    assert "method=XOAUTH2" in xoauth2_dovecot.log()
+    _assert_nothing_secret_shown(result, oauth2_authority, CLIENT_SECRET)
+
+
+def test_check_reports_the_client_secret_and_the_xoauth2_login(
+    tmp_path: Path,
+    demo_account: NetSuiteEmulator,
+    xoauth2_dovecot: DovecotServer,
+    oauth2_authority: OAuth2Authority,
+) -> None:
+    config = _config(tmp_path, demo_account, xoauth2_dovecot, oauth2_authority)
+
+    result = _mailbot("check", "--config", str(config), env=_env(demo_account))
+
+    shown = result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    secret = [line for line in lines if "secret imap-oauth2-client-secret" in line]
+    assert secret and "MAILBOT_IMAP_OAUTH2_CLIENT_SECRET" in secret[0], shown
+    assert "imap-password" not in shown
+    connection = [line for line in lines if "imap connection" in line]
+    assert connection and connection[0].split()[0] == "OK", shown
+    assert oauth2_authority.token_requests == 1
+    _assert_nothing_secret_shown(result, oauth2_authority, CLIENT_SECRET)
+
+
+def test_a_refused_client_secret_stops_with_the_configuration_exit_code(
+    tmp_path: Path,
+    demo_account: NetSuiteEmulator,
+    xoauth2_dovecot: DovecotServer,
+    oauth2_authority: OAuth2Authority,
+) -> None:
+    config = _config(tmp_path, demo_account, xoauth2_dovecot, oauth2_authority)
+    wrong = "not~the~client~secret~4321"
+
+    result = _mailbot("once", "--config", str(config), env=_env(demo_account, wrong))
+
+    assert result.returncode == 78, result.stderr  # an admin must fix it: no restart loop
+    assert "invalid_client: Invalid client secret provided." in result.stderr
+    assert oauth2_authority.token_requests == 1
+    _assert_nothing_secret_shown(result, oauth2_authority, wrong)
+
+
+def test_the_token_endpoint_down_is_temporary_trouble(
+    tmp_path: Path,
+    demo_account: NetSuiteEmulator,
+    xoauth2_dovecot: DovecotServer,
+    oauth2_authority: OAuth2Authority,
+) -> None:
+    xoauth2_dovecot.append("INBOX", (SAMPLES / "01-new-meeting.eml").read_bytes())
+    config = _config(tmp_path, demo_account, xoauth2_dovecot, oauth2_authority)
+    oauth2_authority.stop()
+
+    result = _mailbot("once", "--config", str(config), env=_env(demo_account))
+
+    assert result.returncode == 75, result.stderr  # systemd restarts it later
+    assert "unreachable" in result.stderr
+    assert len(xoauth2_dovecot.folder_uids("INBOX")) == 1
