@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,9 @@ def demo_account() -> Iterator[NetSuiteEmulator]:
         yield emulator
 
 
-def _config(tmp_path: Path, emulator: NetSuiteEmulator, account: object) -> Path:
+def _config(
+    tmp_path: Path, emulator: NetSuiteEmulator, account: object, imap_extra: str = ""
+) -> Path:
     config = tmp_path / "mailbot.toml"
     config.write_text(
         f'[netsuite]\ntimezone = "Europe/Berlin"\naccount = "{emulator.account}"\n'
@@ -34,7 +37,8 @@ def _config(tmp_path: Path, emulator: NetSuiteEmulator, account: object) -> Path
         f'[imap]\nhost = "{account.host}"\nport = {account.port}\n'  # type: ignore[attr-defined]
         f'username = "{account.username}"\ntls = "starttls"\n'  # type: ignore[attr-defined]
         f'ca_file = "{account.ca_file}"\n'  # type: ignore[attr-defined]
-        "[daemon]\nlog_json = true\n",
+        f"{imap_extra}"
+        '[daemon]\nlog_json = true\nmetrics_address = ""\n',
         encoding="utf-8",
     )
     return config
@@ -74,6 +78,15 @@ def test_once_syncs_the_mailbox_files_every_message_and_reports(
     assert dry.returncode == 0, dry.stderr
     assert demo_account.records("calendarEvent") == []
     assert len(imap_account.folder_uids("INBOX")) == 10  # type: ignore[attr-defined]
+    table = dry.stdout.splitlines()
+    assert table[0].split()[:3] == ["UID", "OUTCOME", "REASON"]
+    assert "unauthorized_sender" in dry.stdout, dry.stderr[-3000:]
+    assert table[-1].startswith(("11 decisions:", "12 decisions:", "13 decisions:"))
+    as_json = _mailbot("once", "--dry-run", "--json", "--config", str(config), env=env)
+    decisions = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert len(decisions) == int(table[-1].split()[0])
+    assert {d["outcome"] for d in decisions} >= {"create", "skip"}
+    assert demo_account.records("calendarEvent") == []
 
     result = _mailbot("once", "--config", str(config), env=env)
     assert result.returncode == 0, result.stderr
@@ -89,3 +102,67 @@ def test_once_syncs_the_mailbox_files_every_message_and_reports(
     assert json.loads(status.stdout)
     log = _mailbot("log", "--reason", "unauthorized_sender", "--config", str(config), env=env)
     assert log.returncode == 0 and "unauthorized_sender" in log.stdout
+
+
+def test_a_renumbered_folder_is_rescanned_without_a_second_sync(
+    tmp_path: Path, demo_account: NetSuiteEmulator, imap_account: object
+) -> None:
+    """Keywords mode keeps processed messages in the folder. The folder is then deleted and
+    made again with the same messages (what a server migration or a rebuilt index does): a
+    new UIDVALIDITY, new UIDs, no keywords. The rescan recognises the old messages by their
+    content and writes only the new one."""
+    account: Any = imap_account
+    old = [SAMPLES / "01-new-meeting.eml", SAMPLES / "07-weekly-check-in.eml"]
+    new = SAMPLES / "05-multi-day.eml"
+    account.helper().create_folder("Invites")
+    for path in old:
+        account.append("Invites", path.read_bytes())
+    config = _config(
+        tmp_path,
+        demo_account,
+        account,
+        'folder = "Invites"\nmark_with_keywords = true\n',
+    )
+    env = _env(demo_account, account)
+    first = _mailbot("once", "--config", str(config), env=env)
+    assert first.returncode == 0, first.stderr
+    events = demo_account.records("calendarEvent")
+    writes = _writes(demo_account)
+    assert events and writes
+    validity = account.uidvalidity("Invites")
+    decided = _decision_count(config, env)
+
+    helper = account.helper()
+    helper.select_folder("INBOX")
+    helper.delete_folder("Invites")
+    helper.create_folder("Invites")
+    for path in [*old, new]:
+        account.append("Invites", path.read_bytes())
+    assert account.uidvalidity("Invites") != validity
+
+    second = _mailbot("once", "--config", str(config), env=env)
+    assert second.returncode == 0, second.stderr
+    assert "UIDVALIDITY changed" in second.stderr
+    assert second.stderr.count("not handled again") == len(old)
+    assert _writes(demo_account) == writes  # 05 is a multi-day meeting: skipped, no write
+    assert demo_account.records("calendarEvent") == events
+    assert _decision_count(config, env) == decided + 1  # only the new message was decided
+    flags = account.flags("Invites")
+    assert len(flags) == 3
+    assert all(b"$MailbotDone" in marks for marks in flags.values())
+    assert sum(b"$MailbotSynced" in marks for marks in flags.values()) == len(old)
+    assert sum(b"$MailbotSkipped" in marks for marks in flags.values()) == 1
+
+
+def _decision_count(config: Path, env: dict[str, str]) -> int:
+    status = _mailbot("status", "--json", "--config", str(config), env=env)
+    assert status.returncode == 0, status.stderr
+    return sum(json.loads(status.stdout)["decisions_by_outcome"].values())
+
+
+def _writes(emulator: NetSuiteEmulator) -> int:
+    return sum(
+        1
+        for request in emulator.request_log()
+        if request.method != "GET" and "suiteql" not in request.path
+    )
