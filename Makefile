@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench clean dovecot
+.PHONY: demo test test-long lint bench clean dovecot
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,8 +34,18 @@ dovecot:
 test: lint dovecot
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+# The full-size reliability runs (pytest marker `long`, left out of `make test`): a few
+# minutes. Their figures: docs/reliability.md.
+test-long: $(STAMP) dovecot
+	$(BIN)/python -m pytest -q -s -m long
+
+# bench/ingest.py runs a private Dovecot too (a few minutes; --quick for about one)
+bench: $(STAMP) dovecot
 	$(BIN)/python bench/explain.py
+	$(BIN)/python bench/netsuite.py
+	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/limits.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
