@@ -507,7 +507,10 @@ def stormy_setup(
         state_dir=disk.state_dir,
         netsuite={"read_timeout": READ_TIMEOUT, "connect_timeout": 2.0},
         imap={"connect_timeout": 2.0, "read_timeout": 10.0, "ca_file": str(ca_file)},
-        daemon={"backoff_cap": 4},
+        # Passes of five: a pass files its messages at its end, so with the default 50 the
+        # mailbox would be filed in two jumps and the faults, triggered by the share filed,
+        # would fall together instead of a fifth of the mailbox apart.
+        daemon={"backoff_cap": 4, "batch": 5},
     )
 
 
