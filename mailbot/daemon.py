@@ -237,16 +237,16 @@ class Daemon:
 
     def run_forever(self) -> int:
         """``mailbot run``: passes until stopped; the exit code (0, 75 or 78)."""
-        LOG.info(
-            "started: batches of %d, IDLE up to %.0fs, quarantine after %d attempts%s",
-            self.batch,
-            self.idle_timeout,
-            self.max_attempts,
-            f", watchdog every {interval:.0f}s"
-            if (interval := self.notifier.watchdog_interval)
-            else "",
-        )
         with self._signals_handled():
+            LOG.info(  # once SIGTERM is handled: a stop from here on is a clean one
+                "started: batches of %d, IDLE up to %.0fs, quarantine after %d attempts%s",
+                self.batch,
+                self.idle_timeout,
+                self.max_attempts,
+                f", watchdog every {interval:.0f}s"
+                if (interval := self.notifier.watchdog_interval)
+                else "",
+            )
             try:
                 code = self._loop()
             finally:

@@ -14,7 +14,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -30,6 +29,7 @@ from imapclient import IMAPClient
 from mailbot.sim.netsuite import NetSuiteEmulator
 from tests.imap_fixtures import ImapAccount
 from tests.integration.mailbox_workload import SYNC_MAILBOX, ZONE_NAME, WorkloadMessage
+from tests.system.cli_support import mailbot_command, secret_env
 
 INBOX = "INBOX"
 OUTCOME_FOLDERS = ("Synced", "Skipped", "Failed")
@@ -95,16 +95,7 @@ def install(
     }
     config = folder / "mailbot.toml"
     config.write_text(_toml(sections), encoding="utf-8")
-    credentials = emulator.credentials
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "MAILBOT_NETSUITE_CONSUMER_KEY": credentials["consumer_key"],
-        "MAILBOT_NETSUITE_CONSUMER_SECRET": credentials["consumer_secret"],
-        "MAILBOT_NETSUITE_TOKEN_ID": credentials["token_id"],
-        "MAILBOT_NETSUITE_TOKEN_SECRET": credentials["token_secret"],
-        "MAILBOT_IMAP_PASSWORD": account.password,
-    }
-    return Setup(config, env, state_path)
+    return Setup(config, secret_env(emulator, account), state_path)
 
 
 def _toml(sections: dict[str, dict[str, Any]]) -> str:
@@ -134,7 +125,7 @@ class DaemonProcess:
 
     @classmethod
     def start(cls, setup: Setup, *, wrapper: Sequence[str] = ()) -> DaemonProcess:
-        command = [sys.executable, "-m", "mailbot", "run", "--config", str(setup.config)]
+        command = mailbot_command("run", "--config", str(setup.config))
         process = subprocess.Popen(
             [*wrapper, *command],
             stdin=subprocess.DEVNULL,
@@ -223,7 +214,13 @@ class DaemonProcess:
         self._join()
 
     def terminate(self) -> int:
-        """SIGTERM; the exit code, which must come within ``STOP_BOUND`` seconds."""
+        """SIGTERM once the daemon handles it (its "started" line; before that, as for any
+        process, SIGTERM ends it at once); the exit code, which must come within
+        ``STOP_BOUND`` seconds."""
+        self.wait_for_lines(
+            lambda records: any(str(r.get("message", "")).startswith("started:") for r in records),
+            WAIT,
+        )
         self.process.send_signal(signal.SIGTERM)
         try:
             code = self.process.wait(STOP_BOUND)

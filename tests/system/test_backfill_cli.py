@@ -11,30 +11,28 @@ import select
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mailbot.sim.netsuite import NetSuiteEmulator, load_data
+from mailbot.sim.netsuite import NetSuiteEmulator
 from mailbot.sim.netsuite.faults import FaultPlan
 from tests.imap_fixtures import ImapAccount
+from tests.system.cli_support import (
+    DEMO_SAMPLES,
+    DEMO_SYNC_MAILBOX,
+    mailbot_command,
+    run_mailbot,
+    secret_env,
+)
 
-SAMPLES = sorted((Path(__file__).parents[2] / "mailbot" / "samples" / "demo" / "cur").glob("*.eml"))
-SYNC_MAILBOX = "crm-sync@lakeside-instruments.example.com"
+SAMPLES = sorted(DEMO_SAMPLES.glob("*.eml"))
 EVENTS_OF_THE_SAMPLES = 6  # what `mailbot once` makes of them (tests/system/test_daemon_cli.py)
 WRITES = frozenset({"PUT", "PATCH", "POST", "DELETE"})
 TIMEOUT = 120.0
-
-
-@pytest.fixture
-def demo_account() -> Iterator[NetSuiteEmulator]:
-    with NetSuiteEmulator(load_data(None)).start() as emulator:
-        yield emulator
 
 
 def _config(
@@ -49,7 +47,7 @@ def _config(
     config.write_text(
         f'[netsuite]\ntimezone = "Europe/Berlin"\naccount = "{emulator.account}"\n'
         f'base_url = "{emulator.base_url}"\n{netsuite}'
-        f'[matching]\nmailbox_addresses = ["{SYNC_MAILBOX}"]\n'
+        f'[matching]\nmailbox_addresses = ["{DEMO_SYNC_MAILBOX}"]\n'
         f'[sync]\nstate_path = "{tmp_path / "state" / "state.sqlite3"}"\n{sync}'
         f'[imap]\nhost = "{account.host}"\nport = {account.port}\n'
         f'username = "{account.username}"\ntls = "starttls"\n'
@@ -74,29 +72,17 @@ class Backfill:
     ) -> None:
         self.config = _config(tmp_path, emulator, account, batch, netsuite, sync)
         self.state = tmp_path / "state" / "state.sqlite3"
-        credentials = emulator.credentials
-        self.env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "MAILBOT_NETSUITE_CONSUMER_KEY": credentials["consumer_key"],
-            "MAILBOT_NETSUITE_CONSUMER_SECRET": credentials["consumer_secret"],
-            "MAILBOT_NETSUITE_TOKEN_ID": credentials["token_id"],
-            "MAILBOT_NETSUITE_TOKEN_SECRET": credentials["token_secret"],
-            "MAILBOT_IMAP_PASSWORD": account.password,
-        }
-        self.secrets = [*credentials.values(), account.password]
+        self.env = secret_env(emulator, account)
+        self.secrets = [*emulator.credentials.values(), account.password]
+
+    def arguments(self, *args: str) -> list[str]:
+        return ["backfill", "--config", str(self.config), *args]
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "mailbot", "backfill", "--config", str(self.config), *args]
+        return mailbot_command(*self.arguments(*args))
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            self.command(*args),
-            capture_output=True,
-            text=True,
-            env=self.env,
-            check=False,
-            timeout=TIMEOUT,
-        )
+        result = run_mailbot(*self.arguments(*args), env=self.env, timeout=TIMEOUT)
         for secret in self.secrets:
             assert secret not in result.stdout + result.stderr
         return result

@@ -5,11 +5,9 @@ test needs one)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 from mailbot.sim.netsuite import NetSuiteEmulator
 from tests.imap_fixtures import ImapAccount
 from tests.netsuite_fixtures import OAuth2TestClient, small_test_data
+from tests.system.cli_support import path_env, run_mailbot, secret_env
 
 INVITATION = b"From: a@example.org\r\nSubject: hello\r\n\r\nbody\r\n"
 # "secret" may appear in the output only in the names of secrets, never as a value.
@@ -60,29 +59,8 @@ def _config(
     return config
 
 
-def _env(emulator: NetSuiteEmulator, imap: ImapAccount, **changes: str) -> dict[str, str]:
-    credentials = emulator.credentials
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "MAILBOT_NETSUITE_CONSUMER_KEY": credentials["consumer_key"],
-        "MAILBOT_NETSUITE_CONSUMER_SECRET": credentials["consumer_secret"],
-        "MAILBOT_NETSUITE_TOKEN_ID": credentials["token_id"],
-        "MAILBOT_NETSUITE_TOKEN_SECRET": credentials["token_secret"],
-        "MAILBOT_IMAP_PASSWORD": imap.password,
-    }
-    env.update(changes)
-    return env
-
-
 def _check(config: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "mailbot", "check", "--config", str(config), *extra],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=120,
-    )
+    result = run_mailbot("check", "--config", str(config), *extra, env=env)
     _assert_no_secret_shown(result, env)
     return result
 
@@ -131,7 +109,7 @@ def test_everything_ready_is_all_ok_and_nothing_changes(
     credentials.mkdir()
     (credentials / "imap-password").write_text(imap_account.password, encoding="utf-8")
     config = _config(tmp_path, account, imap_account)
-    env = _env(account, imap_account, CREDENTIALS_DIRECTORY=str(credentials))
+    env = secret_env(account, imap_account, CREDENTIALS_DIRECTORY=str(credentials))
     del env["MAILBOT_IMAP_PASSWORD"]
 
     result = _check(config, env)
@@ -177,7 +155,9 @@ def test_everything_ready_is_all_ok_and_nothing_changes(
 def test_json_has_every_check_and_the_counts(
     tmp_path: Path, account: NetSuiteEmulator, imap_account: ImapAccount
 ) -> None:
-    result = _check(_config(tmp_path, account, imap_account), _env(account, imap_account), "--json")
+    result = _check(
+        _config(tmp_path, account, imap_account), secret_env(account, imap_account), "--json"
+    )
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["counts"] == {"ok": 14, "warn": 0, "fail": 0}
@@ -200,11 +180,9 @@ def test_oauth2_client_credentials(
         f'certificate_id = "{integration.certificate_id}"\nalgorithm = "{integration.algorithm}"\n',
     )
     key = integration.private_key_pem.decode("ascii")
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "MAILBOT_NETSUITE_OAUTH2_PRIVATE_KEY": key,
-        "MAILBOT_IMAP_PASSWORD": imap_account.password,
-    }
+    env = path_env(
+        MAILBOT_NETSUITE_OAUTH2_PRIVATE_KEY=key, MAILBOT_IMAP_PASSWORD=imap_account.password
+    )
     result = _check(config, env)
     assert result.returncode == 0, result.stdout + result.stderr
     rows = _lines(result.stdout)
@@ -224,7 +202,7 @@ def test_an_unreachable_imap_server_fails_and_netsuite_is_still_checked(
     tmp_path: Path, account: NetSuiteEmulator, imap_account: ImapAccount
 ) -> None:
     config = _config(tmp_path, account, imap_account, port=_free_port())
-    result = _check(config, _env(account, imap_account))
+    result = _check(config, secret_env(account, imap_account))
     assert result.returncode == 1, result.stderr
     rows = _lines(result.stdout)
     assert rows["imap connection"][0] == "FAIL"
@@ -237,7 +215,7 @@ def test_a_missing_watched_folder_fails_after_a_good_login(
     tmp_path: Path, account: NetSuiteEmulator, imap_account: ImapAccount
 ) -> None:
     config = _config(tmp_path, account, imap_account, folder="Invitations")
-    result = _check(config, _env(account, imap_account))
+    result = _check(config, secret_env(account, imap_account))
     assert result.returncode == 1
     rows = _lines(result.stdout)
     assert rows["imap connection"][0] == "OK"
@@ -251,7 +229,7 @@ def test_wrong_netsuite_credentials_fail_authentication(
     tmp_path: Path, account: NetSuiteEmulator, imap_account: ImapAccount
 ) -> None:
     wrong = "not-the-token-secret-0000"
-    env = _env(account, imap_account, MAILBOT_NETSUITE_TOKEN_SECRET=wrong)
+    env = secret_env(account, imap_account, MAILBOT_NETSUITE_TOKEN_SECRET=wrong)
     result = _check(_config(tmp_path, account, imap_account), env)
     assert result.returncode == 1
     rows = _lines(result.stdout)
@@ -272,7 +250,9 @@ def test_a_required_custom_field_fails_naming_it(tmp_path: Path, imap_account: I
         {"id": "custevent_billable", "label": "Billable", "type": "boolean"},
     ]
     with NetSuiteEmulator(data) as emulator:
-        result = _check(_config(tmp_path, emulator, imap_account), _env(emulator, imap_account))
+        result = _check(
+            _config(tmp_path, emulator, imap_account), secret_env(emulator, imap_account)
+        )
     assert result.returncode == 1
     status, detail = _lines(result.stdout)["netsuite required fields"]
     assert status == "FAIL"
@@ -288,7 +268,9 @@ def test_a_skewed_netsuite_clock(
     tmp_path: Path, imap_account: ImapAccount, skew: float, status: str, exit_code: int
 ) -> None:
     with NetSuiteEmulator(small_test_data(), clock=lambda: time.time() + skew) as emulator:
-        result = _check(_config(tmp_path, emulator, imap_account), _env(emulator, imap_account))
+        result = _check(
+            _config(tmp_path, emulator, imap_account), secret_env(emulator, imap_account)
+        )
     assert result.returncode == exit_code, result.stdout
     rows = _lines(result.stdout)
     found, detail = rows["clock skew"]
@@ -313,7 +295,7 @@ def test_a_bad_configuration_lists_every_problem_and_exits_78(tmp_path: Path) ->
         '[daemon]\npassword = "hunter2"\n',
         encoding="utf-8",
     )
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    env = path_env()
     result = _check(config, env)
     assert result.returncode == 78
     assert result.stdout == ""
@@ -338,7 +320,7 @@ def test_a_bad_configuration_lists_every_problem_and_exits_78(tmp_path: Path) ->
 def test_missing_secrets_are_listed_together_and_exit_78(
     tmp_path: Path, account: NetSuiteEmulator, imap_account: ImapAccount
 ) -> None:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    env = path_env()
     result = _check(_config(tmp_path, account, imap_account), env)
     assert result.returncode == 78
     missing = re.findall(r"^  - secret ([a-z0-9-]+):", result.stderr, flags=re.MULTILINE)

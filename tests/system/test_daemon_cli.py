@@ -4,116 +4,75 @@ NetSuite emulator, real SQLite, real processes."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from mailbot.sim.netsuite import NetSuiteEmulator, load_data
-
-SAMPLES = Path(__file__).parent.parent.parent / "mailbot" / "samples" / "demo" / "cur"
-SYNC_MAILBOX = "crm-sync@lakeside-instruments.example.com"
-
-
-@pytest.fixture
-def demo_account() -> Iterator[NetSuiteEmulator]:
-    with NetSuiteEmulator(load_data(None)).start() as emulator:
-        yield emulator
+from mailbot.sim.netsuite import NetSuiteEmulator
+from tests.imap_fixtures import ImapAccount
+from tests.system.cli_support import DEMO_SAMPLES, demo_config, run_mailbot, secret_env
 
 
 def _config(
-    tmp_path: Path, emulator: NetSuiteEmulator, account: object, imap_extra: str = ""
+    tmp_path: Path, emulator: NetSuiteEmulator, account: ImapAccount, imap_extra: str = ""
 ) -> Path:
-    config = tmp_path / "mailbot.toml"
-    config.write_text(
-        f'[netsuite]\ntimezone = "Europe/Berlin"\naccount = "{emulator.account}"\n'
-        f'base_url = "{emulator.base_url}"\n'
-        f'[matching]\nmailbox_addresses = ["{SYNC_MAILBOX}"]\n'
-        f'[sync]\nstate_path = "{tmp_path / "state.sqlite3"}"\n'
-        f'[imap]\nhost = "{account.host}"\nport = {account.port}\n'  # type: ignore[attr-defined]
-        f'username = "{account.username}"\ntls = "starttls"\n'  # type: ignore[attr-defined]
-        f'ca_file = "{account.ca_file}"\n'  # type: ignore[attr-defined]
+    return demo_config(
+        tmp_path,
+        emulator,
+        f'[imap]\nhost = "{account.host}"\nport = {account.port}\n'
+        f'username = "{account.username}"\ntls = "starttls"\n'
+        f'ca_file = "{account.ca_file}"\n'
         f"{imap_extra}"
         '[daemon]\nlog_json = true\nmetrics_address = ""\n',
-        encoding="utf-8",
-    )
-    return config
-
-
-def _env(emulator: NetSuiteEmulator, account: object) -> dict[str, str]:
-    credentials = emulator.credentials
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "MAILBOT_NETSUITE_CONSUMER_KEY": credentials["consumer_key"],
-        "MAILBOT_NETSUITE_CONSUMER_SECRET": credentials["consumer_secret"],
-        "MAILBOT_NETSUITE_TOKEN_ID": credentials["token_id"],
-        "MAILBOT_NETSUITE_TOKEN_SECRET": credentials["token_secret"],
-        "MAILBOT_IMAP_PASSWORD": account.password,  # type: ignore[attr-defined]
-    }
-
-
-def _mailbot(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mailbot", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=120,
     )
 
 
 def test_once_syncs_the_mailbox_files_every_message_and_reports(
-    tmp_path: Path, demo_account: NetSuiteEmulator, imap_account: object
+    tmp_path: Path, demo_account: NetSuiteEmulator, imap_account: ImapAccount
 ) -> None:
-    for path in sorted(SAMPLES.glob("*.eml")):
-        imap_account.append("INBOX", path.read_bytes())  # type: ignore[attr-defined]
+    for path in sorted(DEMO_SAMPLES.glob("*.eml")):
+        imap_account.append("INBOX", path.read_bytes())
     config = _config(tmp_path, demo_account, imap_account)
-    env = _env(demo_account, imap_account)
-    dry = _mailbot("once", "--dry-run", "--config", str(config), env=env)
+    env = secret_env(demo_account, imap_account)
+    dry = run_mailbot("once", "--dry-run", "--config", str(config), env=env)
     assert dry.returncode == 0, dry.stderr
     assert demo_account.records("calendarEvent") == []
-    assert len(imap_account.folder_uids("INBOX")) == 10  # type: ignore[attr-defined]
+    assert len(imap_account.folder_uids("INBOX")) == 10
     table = dry.stdout.splitlines()
     assert table[0].split()[:3] == ["UID", "OUTCOME", "REASON"]
     assert "unauthorized_sender" in dry.stdout, dry.stderr[-3000:]
     assert table[-1].startswith(("11 decisions:", "12 decisions:", "13 decisions:"))
-    as_json = _mailbot("once", "--dry-run", "--json", "--config", str(config), env=env)
+    as_json = run_mailbot("once", "--dry-run", "--json", "--config", str(config), env=env)
     decisions = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert len(decisions) == int(table[-1].split()[0])
     assert {d["outcome"] for d in decisions} >= {"create", "skip"}
     assert demo_account.records("calendarEvent") == []
 
-    result = _mailbot("once", "--config", str(config), env=env)
+    result = run_mailbot("once", "--config", str(config), env=env)
     assert result.returncode == 0, result.stderr
     assert len(demo_account.records("calendarEvent")) == 6
-    assert imap_account.folder_uids("INBOX") == []  # type: ignore[attr-defined]
-    assert len(imap_account.folder_uids("Synced")) == 7  # type: ignore[attr-defined]
-    assert len(imap_account.folder_uids("Skipped")) == 3  # type: ignore[attr-defined]
+    assert imap_account.folder_uids("INBOX") == []
+    assert len(imap_account.folder_uids("Synced")) == 7
+    assert len(imap_account.folder_uids("Skipped")) == 3
     assert demo_account.credentials["token_secret"] not in result.stderr
-    assert imap_account.password not in result.stderr  # type: ignore[attr-defined]
+    assert imap_account.password not in result.stderr
 
-    status = _mailbot("status", "--json", "--config", str(config), env=env)
+    status = run_mailbot("status", "--json", "--config", str(config), env=env)
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)
-    log = _mailbot("log", "--reason", "unauthorized_sender", "--config", str(config), env=env)
+    log = run_mailbot("log", "--reason", "unauthorized_sender", "--config", str(config), env=env)
     assert log.returncode == 0 and "unauthorized_sender" in log.stdout
 
 
 def test_a_renumbered_folder_is_rescanned_without_a_second_sync(
-    tmp_path: Path, demo_account: NetSuiteEmulator, imap_account: object
+    tmp_path: Path, demo_account: NetSuiteEmulator, imap_account: ImapAccount
 ) -> None:
     """Keywords mode keeps processed messages in the folder. The folder is then deleted and
     made again with the same messages (what a server migration or a rebuilt index does): a
     new UIDVALIDITY, new UIDs, no keywords. The rescan recognises the old messages by their
     content and writes only the new one."""
     account: Any = imap_account
-    old = [SAMPLES / "01-new-meeting.eml", SAMPLES / "07-weekly-check-in.eml"]
-    new = SAMPLES / "05-multi-day.eml"
+    old = [DEMO_SAMPLES / "01-new-meeting.eml", DEMO_SAMPLES / "07-weekly-check-in.eml"]
+    new = DEMO_SAMPLES / "05-multi-day.eml"
     account.helper().create_folder("Invites")
     for path in old:
         account.append("Invites", path.read_bytes())
@@ -123,8 +82,8 @@ def test_a_renumbered_folder_is_rescanned_without_a_second_sync(
         account,
         'folder = "Invites"\nmark_with_keywords = true\n',
     )
-    env = _env(demo_account, account)
-    first = _mailbot("once", "--config", str(config), env=env)
+    env = secret_env(demo_account, account)
+    first = run_mailbot("once", "--config", str(config), env=env)
     assert first.returncode == 0, first.stderr
     events = demo_account.records("calendarEvent")
     writes = _writes(demo_account)
@@ -140,7 +99,7 @@ def test_a_renumbered_folder_is_rescanned_without_a_second_sync(
         account.append("Invites", path.read_bytes())
     assert account.uidvalidity("Invites") != validity
 
-    second = _mailbot("once", "--config", str(config), env=env)
+    second = run_mailbot("once", "--config", str(config), env=env)
     assert second.returncode == 0, second.stderr
     assert "UIDVALIDITY changed" in second.stderr
     assert second.stderr.count("not handled again") == len(old)
@@ -155,7 +114,7 @@ def test_a_renumbered_folder_is_rescanned_without_a_second_sync(
 
 
 def _decision_count(config: Path, env: dict[str, str]) -> int:
-    status = _mailbot("status", "--json", "--config", str(config), env=env)
+    status = run_mailbot("status", "--json", "--config", str(config), env=env)
     assert status.returncode == 0, status.stderr
     return sum(json.loads(status.stdout)["decisions_by_outcome"].values())
 

@@ -16,12 +16,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -45,11 +43,16 @@ from tests.integration.engine_support import (
     invitation_mail,
     vevent,
 )
+from tests.system.cli_support import (
+    DEMO_SAMPLES,
+    DEMO_SYNC_MAILBOX,
+    mailbot_command,
+    run_mailbot,
+    secret_env,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = ROOT / "mailbot" / "samples" / "demo" / "cur"
 GOLDEN = ROOT / "tests" / "fixtures" / "expected"
-DEMO_SYNC_MAILBOX = "crm-sync@lakeside-instruments.example.com"
 ORGANIZER = "sender@example.com"  # an employee in the corpus records
 GUEST = "receiver@example.com"  # a contact of a customer in the corpus records
 ID_SHIFT = 100_000  # corpus record ids moved past the demo's (the largest is 5060)
@@ -218,27 +221,8 @@ def state_path(tmp_path: Path) -> Path:
     return tmp_path / "state" / "state.sqlite3"
 
 
-def environment(emulator: NetSuiteEmulator, account: ImapAccount) -> dict[str, str]:
-    credentials = emulator.credentials
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "MAILBOT_NETSUITE_CONSUMER_KEY": credentials["consumer_key"],
-        "MAILBOT_NETSUITE_CONSUMER_SECRET": credentials["consumer_secret"],
-        "MAILBOT_NETSUITE_TOKEN_ID": credentials["token_id"],
-        "MAILBOT_NETSUITE_TOKEN_SECRET": credentials["token_secret"],
-        "MAILBOT_IMAP_PASSWORD": account.password,
-    }
-
-
 def mailbot_once(config: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mailbot", "once", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=120,
-    )
+    return run_mailbot("once", "--config", str(config), *args, env=env)
 
 
 def log_records(stderr: str) -> list[dict[str, Any]]:
@@ -269,7 +253,7 @@ class Daemon:
     @classmethod
     def start(cls, config: Path, env: dict[str, str], *args: str) -> Daemon:
         process = subprocess.Popen(
-            [sys.executable, "-m", "mailbot", "run", "--config", str(config), *args],
+            mailbot_command("run", "--config", str(config), *args),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -470,11 +454,11 @@ def test_run_syncs_corpus_and_demo_invitations_and_those_that_come_while_it_idle
         for name in corpus_names
     }
     config = write_config(tmp_path, netsuite, imap_account)
-    daemon = daemons(config, environment(netsuite, imap_account))
+    daemon = daemons(config, secret_env(netsuite, imap_account))
     daemon.wait_for(all_filed(imap_account, len(corpus_names)), "corpus messages filed")
 
     # now the daemon waits in IDLE (idle_timeout is 300 s): new mail must wake it
-    for path in sorted(SAMPLES.glob("*.eml")):
+    for path in sorted(DEMO_SAMPLES.glob("*.eml")):
         imap_account.append("INBOX", path.read_bytes())
     total = len(corpus_names) + len(DEMO_SYNCED) + len(DEMO_SKIPPED)
     daemon.wait_for(all_filed(imap_account, total), "demo messages filed after IDLE")
@@ -498,10 +482,10 @@ def test_run_syncs_corpus_and_demo_invitations_and_those_that_come_while_it_idle
         )
 
     assert folder_digests(imap_account, "Synced") == contents(CORPUS_SYNCED) + contents(
-        DEMO_SYNCED, SAMPLES
+        DEMO_SYNCED, DEMO_SAMPLES
     )
     assert folder_digests(imap_account, "Skipped") == contents(CORPUS_SKIPPED) + contents(
-        DEMO_SKIPPED, SAMPLES
+        DEMO_SKIPPED, DEMO_SAMPLES
     )
     assert folder_counts(imap_account)["INBOX"] == 0
     assert "Failed" not in imap_account.folders()
@@ -526,7 +510,7 @@ def test_an_imap_server_restart_mid_run_loses_and_duplicates_nothing(
         account.append("INBOX", raw)
     netsuite.set_faults(FaultPlan(latency_ms=250))  # the batch is being handled when it stops
     config = write_config(tmp_path, netsuite, account)
-    daemon = daemons(config, environment(netsuite, account))
+    daemon = daemons(config, secret_env(netsuite, account))
     daemon.wait_for(lambda: len(daemon.decisions()) >= 3, "three messages handled")
 
     # while it handles the batch
@@ -575,7 +559,7 @@ def test_a_netsuite_503_storm_mid_run_quarantines_nothing_and_syncs_everything_o
         imap_account.append("INBOX", raw)
     netsuite.set_faults(FaultPlan(latency_ms=100))
     config = write_config(tmp_path, netsuite, imap_account, max_attempts=2)
-    daemon = daemons(config, environment(netsuite, imap_account))
+    daemon = daemons(config, secret_env(netsuite, imap_account))
     daemon.wait_for(lambda: len(daemon.decisions()) >= 2, "two messages handled")
 
     netsuite.set_faults(FaultPlan(error_rate=1.0, error_statuses=(503,)))
@@ -642,7 +626,7 @@ def test_dry_run_leaves_mailbox_state_and_netsuite_exactly_as_they_were(
     for raw in earlier:
         imap_account.append("INBOX", raw)
     config = write_config(tmp_path, netsuite, imap_account)
-    env = environment(netsuite, imap_account)
+    env = secret_env(netsuite, imap_account)
     state_dir = state_path(tmp_path).parent
 
     before = world(imap_account, netsuite, state_dir)
@@ -704,7 +688,7 @@ def test_sigterm_mid_batch_finishes_the_current_message_and_a_second_run_does_th
         imap_account.append("INBOX", raw)
     netsuite.set_faults(FaultPlan(latency_ms=200))  # the batch takes seconds
     config = write_config(tmp_path, netsuite, imap_account, batch=100)
-    env = environment(netsuite, imap_account)
+    env = secret_env(netsuite, imap_account)
     daemon = daemons(config, env)
     daemon.wait_for(lambda: len(daemon.decisions()) >= 5, "five messages handled")
 

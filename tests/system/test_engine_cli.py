@@ -4,58 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+from mailbot.sim.netsuite import NetSuiteEmulator
+from tests.system.cli_support import (
+    DEMO_SAMPLES,
+    demo_config,
+    path_env,
+    run_mailbot,
+    secret_env,
+)
 
-from mailbot.sim.netsuite import NetSuiteEmulator, load_data
-
-SAMPLES = Path(__file__).parent.parent.parent / "mailbot" / "samples" / "demo" / "cur"
 WRITES = {"PUT", "PATCH", "POST", "DELETE"}
-
-
-@pytest.fixture
-def demo_account() -> Iterator[NetSuiteEmulator]:
-    with NetSuiteEmulator(load_data(None)).start() as emulator:
-        yield emulator
-
-
-def _config(tmp_path: Path, emulator: NetSuiteEmulator) -> Path:
-    config = tmp_path / "mailbot.toml"
-    config.write_text(
-        f'[netsuite]\ntimezone = "Europe/Berlin"\naccount = "{emulator.account}"\n'
-        f'base_url = "{emulator.base_url}"\n'
-        '[matching]\nmailbox_addresses = ["crm-sync@lakeside-instruments.example.com"]\n'
-        f'[sync]\nstate_path = "{tmp_path / "state.sqlite3"}"\n',
-        encoding="utf-8",
-    )
-    return config
-
-
-def _env(emulator: NetSuiteEmulator) -> dict[str, str]:
-    credentials = emulator.credentials
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "MAILBOT_NETSUITE_CONSUMER_KEY": credentials["consumer_key"],
-        "MAILBOT_NETSUITE_CONSUMER_SECRET": credentials["consumer_secret"],
-        "MAILBOT_NETSUITE_TOKEN_ID": credentials["token_id"],
-        "MAILBOT_NETSUITE_TOKEN_SECRET": credentials["token_secret"],
-    }
-
-
-def _mailbot(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mailbot", *args],
-        capture_output=True,
-        text=True,
-        env=env or {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-        check=False,
-        timeout=120,
-    )
 
 
 def _writes(emulator: NetSuiteEmulator) -> int:
@@ -68,9 +28,11 @@ def _writes(emulator: NetSuiteEmulator) -> int:
 def test_replay_writes_events_and_a_second_replay_writes_nothing(
     tmp_path: Path, demo_account: NetSuiteEmulator
 ) -> None:
-    config = _config(tmp_path, demo_account)
-    files = [str(path) for path in sorted(SAMPLES.glob("*.eml"))]
-    first = _mailbot("replay", "--json", "--config", str(config), *files, env=_env(demo_account))
+    config = demo_config(tmp_path, demo_account)
+    files = [str(path) for path in sorted(DEMO_SAMPLES.glob("*.eml"))]
+    first = run_mailbot(
+        "replay", "--json", "--config", str(config), *files, env=secret_env(demo_account)
+    )
     assert first.returncode == 0, first.stderr
     records = [json.loads(line) for line in first.stdout.splitlines()]
     assert {"matches", "netsuite_id", "written"} <= set(records[0])
@@ -78,7 +40,9 @@ def test_replay_writes_events_and_a_second_replay_writes_nothing(
     assert created and all(r["written"] and r["netsuite_id"] for r in created)
     assert created[0]["matches"]["company"]["id"] == "117"
     demo_account.reset_log()
-    again = _mailbot("replay", "--json", "--config", str(config), *files, env=_env(demo_account))
+    again = run_mailbot(
+        "replay", "--json", "--config", str(config), *files, env=secret_env(demo_account)
+    )
     assert again.returncode == 0 and again.stdout == ""  # every message already processed
     assert _writes(demo_account) == 0
 
@@ -86,13 +50,15 @@ def test_replay_writes_events_and_a_second_replay_writes_nothing(
 def test_dry_run_writes_nothing_and_leaves_the_state_as_it_was(
     tmp_path: Path, demo_account: NetSuiteEmulator
 ) -> None:
-    config = _config(tmp_path, demo_account)
-    files = [str(path) for path in sorted(SAMPLES.glob("*.eml"))]
-    _mailbot("replay", "--config", str(config), *files[:3], env=_env(demo_account))
+    config = demo_config(tmp_path, demo_account)
+    files = [str(path) for path in sorted(DEMO_SAMPLES.glob("*.eml"))]
+    run_mailbot("replay", "--config", str(config), *files[:3], env=secret_env(demo_account))
     state = tmp_path / "state.sqlite3"
     before = hashlib.sha256(state.read_bytes()).hexdigest()
     demo_account.reset_log()
-    dry = _mailbot("replay", "--dry-run", "--config", str(config), *files, env=_env(demo_account))
+    dry = run_mailbot(
+        "replay", "--dry-run", "--config", str(config), *files, env=secret_env(demo_account)
+    )
     assert dry.returncode == 0, dry.stderr
     assert "create" in dry.stdout and "unauthorized_sender" in dry.stdout
     assert _writes(demo_account) == 0
@@ -102,7 +68,9 @@ def test_dry_run_writes_nothing_and_leaves_the_state_as_it_was(
 def test_replay_without_secrets_names_every_missing_one(
     tmp_path: Path, demo_account: NetSuiteEmulator
 ) -> None:
-    result = _mailbot("replay", "--config", str(_config(tmp_path, demo_account)), "x.eml")
+    result = run_mailbot(
+        "replay", "--config", str(demo_config(tmp_path, demo_account)), "x.eml", env=path_env()
+    )
     assert result.returncode == 78
     for name in (
         "netsuite-consumer-key",
@@ -114,7 +82,7 @@ def test_replay_without_secrets_names_every_missing_one(
 
 
 def test_demo_runs_the_whole_job_and_shows_decisions_and_events() -> None:
-    result = _mailbot("demo")
+    result = run_mailbot("demo", env=path_env())
     assert result.returncode == 0, result.stderr
     for expected in (
         "create",

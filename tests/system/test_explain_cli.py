@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from mailbot.core.explanation import RECORD_KEYS
 from mailbot.core.model import Reason
+from tests.system.cli_support import run_mailbot
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 CORPUS_FILES = sorted(
@@ -23,14 +23,7 @@ SKIP_REASONS = {reason.value for reason in Reason}
 
 def _mailbot(*args: str, env_config: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "MAILBOT_CONFIG": env_config or ""}
-    return subprocess.run(
-        [sys.executable, "-m", "mailbot", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=120,
-    )
+    return run_mailbot(*args, env=env)
 
 
 def test_json_over_the_whole_corpus_has_a_line_per_file_and_reasons_from_the_spec() -> None:

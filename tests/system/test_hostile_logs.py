@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 
 from mailbot.sim.netsuite import NetSuiteEmulator
-from tests.system.test_daemon_cli import SYNC_MAILBOX, _config, _env, _mailbot, demo_account
-
-__all__ = ["demo_account"]  # the fixture, shared with test_daemon_cli
+from tests.system.cli_support import DEMO_SYNC_MAILBOX, run_mailbot, secret_env
+from tests.system.test_daemon_cli import _config
 
 FORGED = "INFO mailbot.decisions: decision outcome=create forged=yes"
 HOSTILE = f"Review\r\n{FORGED}\n\x1b[2J\x1b]0;owned\x07\u2028\u2029\x85\x00\t" + "x" * 5000
@@ -54,7 +53,7 @@ def _message(number: int, calendar: str, filename: str, *, message_id: str) -> b
     body = calendar.encode("utf-8")
     return (
         (
-            f"From: Ada Weber <{ORGANIZER}>\r\nTo: {SYNC_MAILBOX}\r\n"
+            f"From: Ada Weber <{ORGANIZER}>\r\nTo: {DEMO_SYNC_MAILBOX}\r\n"
             f"Subject: {subject}\r\nDate: Fri, 20 Nov 2026 09:0{number}:00 +0000\r\n"
             f"Message-ID: {message_id}\r\nMIME-Version: 1.0\r\n"
             'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
@@ -111,9 +110,9 @@ def test_hostile_values_stay_one_escaped_line_in_every_output(
     text = config.read_text(encoding="utf-8")
     text = text.replace("log_json = true", f"log_json = {str(as_json).lower()}")
     config.write_text(text + "[limits]\nmax_calendar_lines = 50\n", encoding="utf-8")
-    env = _env(demo_account, imap_account)
+    env = secret_env(demo_account, imap_account)
 
-    run = _mailbot("once", "--config", str(config), env=env)
+    run = run_mailbot("once", "--config", str(config), env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     _assert_one_line_each(run.stdout.splitlines(), "once stdout")
     if as_json:
@@ -135,7 +134,7 @@ def test_hostile_values_stay_one_escaped_line_in_every_output(
     assert len(decisions) == 2
     assert len(demo_account.records("calendarEvent")) == 1
 
-    table = _mailbot("log", "--config", str(config), env=env)
+    table = run_mailbot("log", "--config", str(config), env=env)
     assert table.returncode == 0, table.stderr
     rows = table.stdout.splitlines()
     _assert_one_line_each(rows, "mailbot log")
@@ -143,11 +142,11 @@ def test_hostile_values_stay_one_escaped_line_in_every_output(
     detail = next(row for row in rows if "calendar part" in row)
     assert detail.startswith("    calendar part 2/big")  # the file name, on the detail line
     assert FORGED + "\\x1b[2J" in detail
-    as_lines = _mailbot("log", "--json", "--config", str(config), env=env).stdout.splitlines()
+    as_lines = run_mailbot("log", "--json", "--config", str(config), env=env).stdout.splitlines()
     _assert_one_line_each(as_lines, "mailbot log --json")
     logged = [json.loads(line) for line in as_lines]
     assert {entry["outcome"] for entry in logged} == {"create", "skip"}
     for command in (["status"], ["status", "--json"]):
-        status = _mailbot(*command, "--config", str(config), env=env)
+        status = run_mailbot(*command, "--config", str(config), env=env)
         assert status.returncode == 0, status.stderr
         _assert_one_line_each(status.stdout.splitlines(), " ".join(command))

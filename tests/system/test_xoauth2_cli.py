@@ -5,26 +5,13 @@ OAuth 2.0 authority for XOAUTH2, the NetSuite emulator, real SQLite."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from mailbot.sim.netsuite import NetSuiteEmulator, load_data
+from mailbot.sim.netsuite import NetSuiteEmulator
 from tests.imap_fixtures import DovecotServer
 from tests.oauth2_fixtures import CLIENT_ID, CLIENT_SECRET, SCOPE, OAuth2Authority
-
-SAMPLES = Path(__file__).resolve().parents[2] / "mailbot" / "samples" / "demo" / "cur"
-SYNC_MAILBOX = "crm-sync@lakeside-instruments.example.com"
-
-
-@pytest.fixture
-def demo_account() -> Iterator[NetSuiteEmulator]:
-    with NetSuiteEmulator(load_data(None)).start() as emulator:
-        yield emulator
+from tests.system.cli_support import DEMO_SAMPLES, demo_config, run_mailbot, secret_env
 
 
 def _config(
@@ -42,39 +29,13 @@ def _config(
         "oauth2_scope": [SCOPE],
         "oauth2_ca_file": str(authority.ca_file),
     }
-    config = tmp_path / "mailbot.toml"
-    config.write_text(
-        f'[netsuite]\ntimezone = "Europe/Berlin"\naccount = "{emulator.account}"\n'
-        f'base_url = "{emulator.base_url}"\n'
-        f'[matching]\nmailbox_addresses = ["{SYNC_MAILBOX}"]\n'
-        f'[sync]\nstate_path = "{tmp_path / "state.sqlite3"}"\n'
-        "[imap]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in imap.items()),
-        encoding="utf-8",
-    )
-    return config
+    imap_lines = "".join(f"{key} = {json.dumps(value)}\n" for key, value in imap.items())
+    return demo_config(tmp_path, emulator, f"[imap]\n{imap_lines}")
 
 
 def _env(emulator: NetSuiteEmulator, client_secret: str = CLIENT_SECRET) -> dict[str, str]:
-    credentials = emulator.credentials
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "MAILBOT_NETSUITE_CONSUMER_KEY": credentials["consumer_key"],
-        "MAILBOT_NETSUITE_CONSUMER_SECRET": credentials["consumer_secret"],
-        "MAILBOT_NETSUITE_TOKEN_ID": credentials["token_id"],
-        "MAILBOT_NETSUITE_TOKEN_SECRET": credentials["token_secret"],
-        "MAILBOT_IMAP_OAUTH2_CLIENT_SECRET": client_secret,
-    }
-
-
-def _mailbot(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mailbot", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=120,
-    )
+    """No IMAP password: the client secret is what gets mailbot its access tokens."""
+    return secret_env(emulator, MAILBOT_IMAP_OAUTH2_CLIENT_SECRET=client_secret)
 
 
 def _assert_nothing_secret_shown(
@@ -92,11 +53,11 @@ def test_once_syncs_the_mailbox_logged_in_with_xoauth2(
     xoauth2_dovecot: DovecotServer,
     oauth2_authority: OAuth2Authority,
 ) -> None:
-    for path in sorted(SAMPLES.glob("*.eml")):
+    for path in sorted(DEMO_SAMPLES.glob("*.eml")):
         xoauth2_dovecot.append("INBOX", path.read_bytes())
     config = _config(tmp_path, demo_account, xoauth2_dovecot, oauth2_authority)
 
-    result = _mailbot("once", "--config", str(config), env=_env(demo_account))
+    result = run_mailbot("once", "--config", str(config), env=_env(demo_account))
 
     assert result.returncode == 0, result.stderr
     assert len(demo_account.records("calendarEvent")) == 6
@@ -116,7 +77,7 @@ def test_check_reports_the_client_secret_and_the_xoauth2_login(
 ) -> None:
     config = _config(tmp_path, demo_account, xoauth2_dovecot, oauth2_authority)
 
-    result = _mailbot("check", "--config", str(config), env=_env(demo_account))
+    result = run_mailbot("check", "--config", str(config), env=_env(demo_account))
 
     shown = result.stdout + result.stderr
     lines = result.stdout.splitlines()
@@ -138,7 +99,7 @@ def test_a_refused_client_secret_stops_with_the_configuration_exit_code(
     config = _config(tmp_path, demo_account, xoauth2_dovecot, oauth2_authority)
     wrong = "not~the~client~secret~4321"
 
-    result = _mailbot("once", "--config", str(config), env=_env(demo_account, wrong))
+    result = run_mailbot("once", "--config", str(config), env=_env(demo_account, wrong))
 
     assert result.returncode == 78, result.stderr  # an admin must fix it: no restart loop
     assert "invalid_client: Invalid client secret provided." in result.stderr
@@ -152,11 +113,11 @@ def test_the_token_endpoint_down_is_temporary_trouble(
     xoauth2_dovecot: DovecotServer,
     oauth2_authority: OAuth2Authority,
 ) -> None:
-    xoauth2_dovecot.append("INBOX", (SAMPLES / "01-new-meeting.eml").read_bytes())
+    xoauth2_dovecot.append("INBOX", (DEMO_SAMPLES / "01-new-meeting.eml").read_bytes())
     config = _config(tmp_path, demo_account, xoauth2_dovecot, oauth2_authority)
     oauth2_authority.stop()
 
-    result = _mailbot("once", "--config", str(config), env=_env(demo_account))
+    result = run_mailbot("once", "--config", str(config), env=_env(demo_account))
 
     assert result.returncode == 75, result.stderr  # systemd restarts it later
     assert "unreachable" in result.stderr
