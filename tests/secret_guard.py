@@ -8,6 +8,8 @@ A pytest plugin, registered in tests/conftest.py with ``pytest_plugins``:
   ``extra`` fields) and keeps each one holding a known secret;
 * ``subprocess.run`` is wrapped so that the output a test captures from a process (the
   system tests run ``mailbot`` as a real process, its logs on stderr) is searched as well;
+  a test that reads a long-running process line by line (``subprocess.Popen``: the daemon
+  runs of the reliability and daemon tests) hands each line to :func:`check_process_output`;
 * at the end, the offending records are printed and the session fails, whatever the tests
   themselves said.
 
@@ -64,6 +66,7 @@ class SecretGuard(logging.Handler):
         self.test = "(outside any test)"
         self.records = 0
         self.outputs = 0
+        self.lines = 0  # read line by line from long-running processes
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records += 1
@@ -101,11 +104,21 @@ def _args(record: logging.LogRecord) -> tuple[Any, ...]:
 
 
 GUARD_KEY = pytest.StashKey[SecretGuard]()
+_ACTIVE: list[SecretGuard] = []  # the session's guard, for check_process_output
+
+
+def check_process_output(where: str, text: str) -> None:
+    """Search output read from a ``subprocess.Popen`` process (a no-op outside a session)."""
+    for guard in _ACTIVE:
+        guard.lines += 1
+        guard.check(where, text)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     guard = SecretGuard(known_secrets())
     config.stash[GUARD_KEY] = guard
+    _ACTIVE.append(guard)
+    config.add_cleanup(lambda: _ACTIVE.remove(guard))
     root = logging.getLogger()
     root.addHandler(guard)
     root.setLevel(logging.DEBUG)
@@ -153,7 +166,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         for finding in guard.findings:
             terminalreporter.line(finding)
     terminalreporter.write_line(
-        f"secret guard: {guard.records} log records and {guard.outputs} process outputs "
+        f"secret guard: {guard.records} log records, {guard.outputs} process outputs and "
+        f"{guard.lines} lines of long-running processes "
         f"searched for {len(guard.secrets)} known secrets, {len(guard.findings)} found"
     )
 

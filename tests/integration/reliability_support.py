@@ -29,6 +29,7 @@ from imapclient import IMAPClient
 from mailbot.sim.netsuite import NetSuiteEmulator
 from tests.imap_fixtures import ImapAccount
 from tests.integration.mailbox_workload import SYNC_MAILBOX, ZONE_NAME, WorkloadMessage
+from tests.secret_guard import check_process_output
 from tests.system.cli_support import mailbot_command, secret_env
 
 INBOX = "INBOX"
@@ -147,6 +148,7 @@ class DaemonProcess:
     def _read(self) -> None:
         assert self.process.stderr is not None
         for line in self.process.stderr:
+            check_process_output("stderr of mailbot run", line)
             try:
                 record = json.loads(line)
             except ValueError:

@@ -43,6 +43,7 @@ from tests.integration.engine_support import (
     invitation_mail,
     vevent,
 )
+from tests.secret_guard import check_process_output
 from tests.system.cli_support import (
     DEMO_SAMPLES,
     DEMO_SYNC_MAILBOX,
@@ -268,6 +269,7 @@ class Daemon:
 
     def _read(self, stream: Any, lines: list[str]) -> None:
         for line in stream:
+            check_process_output("output of mailbot run", line)
             with self._lock:
                 lines.append(line)
 

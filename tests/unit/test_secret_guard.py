@@ -107,3 +107,31 @@ def test_every_kind_of_test_credential_is_known() -> None:
     assert TOKEN_SECRET in secrets and CREDENTIALS["consumer_secret"] in secrets
     assert "imap-test-password-5b8e1d" in secrets
     assert all(len(secret) >= 16 for secret in secrets)  # no ordinary word among them
+
+
+def test_a_secret_in_a_line_read_from_a_running_process_fails_the_session(
+    session: pytest.Pytester,
+) -> None:
+    result = _run(
+        session,
+        f"""
+import subprocess
+import sys
+
+from tests.secret_guard import check_process_output
+
+def test_daemon_prints() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", "print('token ' + {TOKEN_SECRET!r})"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        check_process_output("stdout of a daemon", line)
+    process.wait()
+""",
+    )
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*test_daemon_prints: stdout of a daemon: *<SECRET>*"])
